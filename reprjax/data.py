@@ -9,6 +9,9 @@ deterministic function of the key and its own size, so enlarging the test set ne
 
 from __future__ import annotations
 
+import dataclasses
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -145,3 +148,79 @@ def make_splits(
         for i, n in enumerate((n_train, n_val, n_test))
     )
     return Splits(train=train, val=val, test=test)
+
+
+# ------------------------------------------------------------------------------------------------ run layout
+class RunKeys(NamedTuple):
+    """The independent streams of one training run, derived from its key so that every method sees the same data.
+
+    ``data``: training (and validation) samples; ``init``: first-layer initialisation; ``bias``: the re-drawn
+    biases; ``test``: fresh test samples; ``spike``: a random spike direction shared by all samples.
+    """
+
+    data: PRNGKeyArray
+    init: PRNGKeyArray
+    bias: PRNGKeyArray
+    test: PRNGKeyArray
+    spike: PRNGKeyArray
+
+
+def split_run_key(key: PRNGKeyArray) -> RunKeys:
+    """Split a run key into its named streams (``fold_in(key, i)``)."""
+    return RunKeys(*(jax.random.fold_in(key, i) for i in range(5)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Role:
+    """The samples playing one role (validation, stage 1, stage 2): rows ``[start, stop)`` of the sample arrays,
+    optionally with a 0/1 ``weight`` over those rows (used when the active sample count is traced)."""
+
+    start: int
+    stop: int
+    weight: Array | None = None
+
+    def take(self, array: Array) -> Array:
+        return array[self.start:self.stop]
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleRoles:
+    val: Role
+    stage1: Role
+    stage2: Role
+
+
+def sample_roles(
+    n: int,
+    val_fraction: float,
+    split_fraction: float | None = None,
+    n_active: int | Array | None = None,
+) -> SampleRoles:
+    """Assign ``n`` samples to validation, stage 1 (first-layer step) and stage 2 (second-layer fit).
+
+    Rows ``[0, n_val)`` are validation (``n_val = max(1, round(val_fraction * n))``), used only to choose the ridge
+    strength; the remaining ``n_fit`` rows train.  Shared samples (``split_fraction=None``, the paper's analysis):
+    both stages use all ``n_fit``; sample splitting: stage 1 takes the first ``round(split_fraction * n_fit)``
+    of them and stage 2 the rest.  With a (possibly traced) ``n_active <= n`` only the first ``n_active`` rows are
+    used, expressed as 0/1 weights over all ``n`` rows so that several sample counts share one compiled program.
+    """
+    if n_active is None:
+        n_val = max(1, round(val_fraction * n))
+        if split_fraction is None:
+            fit = Role(n_val, n)
+            return SampleRoles(Role(0, n_val), fit, fit)
+        n1 = max(1, round(split_fraction * (n - n_val)))
+        return SampleRoles(Role(0, n_val), Role(n_val, n_val + n1), Role(n_val + n1, n))
+    idx = jnp.arange(n)
+    n_act = jnp.asarray(n_active)
+    n_val = jnp.maximum(1, jnp.round(val_fraction * n_act)).astype(jnp.int32)
+
+    def mask(lo, hi):
+        return ((idx >= lo) & (idx < hi)).astype(jnp.float32)
+
+    val = Role(0, n, mask(0, n_val))
+    if split_fraction is None:
+        fit = Role(0, n, mask(n_val, n_act))
+        return SampleRoles(val, fit, fit)
+    n1 = jnp.maximum(1, jnp.round(split_fraction * (n_act - n_val))).astype(jnp.int32)
+    return SampleRoles(val, Role(0, n, mask(n_val, n_val + n1)), Role(0, n, mask(n_val + n1, n_act)))
