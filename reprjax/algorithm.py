@@ -30,7 +30,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from reprjax import _validate, ridge
 from reprjax.chunking import chunked_sum
 from reprjax.data import DataConfig, Dataset, SampleRoles, sample_dataset, sample_roles, split_run_key
-from reprjax.metrics import alignment, test_errors
+from reprjax.metrics import HeldOutErrors, alignment, held_out_errors
 from reprjax.network import NetworkConfig, TwoLayerParams, forward, init_symmetric
 from reprjax.second_layer import HEADS, HeadFit, fit_second_layer
 from reprjax.targets import MultiIndexTarget
@@ -277,12 +277,13 @@ def evaluate(
 ) -> Metrics:
     """Test errors on fresh samples (``split_run_key(key).test``), alignment of ``W_1`` and a failure flag."""
     keys = split_run_key(key)
-    errors = test_errors(keys.test, target, result.predictor, config.n_test, config.test_chunk, config.data,
+    errors = held_out_errors(keys.test, target, result.predictor, config.n_test, config.test_chunk, config.data,
                          spike_key=keys.spike)
-    return _metrics(errors, result.head, alignment(result.predictor.params.W, target.U))
+    return summarise_run(errors, result.head, alignment(result.predictor.params.W, target.U))
 
 
-def _metrics(errors, head: HeadFit, align: Array) -> Metrics:
+def summarise_run(errors: HeldOutErrors, head: HeadFit, align: Array) -> Metrics:
+    """The row of a run: test errors, the chosen strength and its validation error, alignment, failure flag."""
     val = head.val_mse[head.index]
     lam = head.lambdas[head.index]
     failed = ~(jnp.isfinite(errors.nmse) & jnp.isfinite(errors.mae) & jnp.isfinite(val))
@@ -330,9 +331,9 @@ def transfer(
                            config.gd_steps, config.solver, config.form, config.precision, config.chunk)
     predictor = Predictor(params=source.params.replace(a=fit.a), alpha=alpha, beta=beta, activation=act)
     keys = split_run_key(key)
-    errors = test_errors(keys.test, target, predictor, config.n_test, config.test_chunk, config.data,
+    errors = held_out_errors(keys.test, target, predictor, config.n_test, config.test_chunk, config.data,
                          spike_key=keys.spike)
-    return _metrics(errors, fit, alignment(source.params.W, target.U))
+    return summarise_run(errors, fit, alignment(source.params.W, target.U))
 
 
 def failed_runs_report(metrics: Metrics, config: Algorithm1Config | None = None) -> list[str]:

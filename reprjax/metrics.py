@@ -24,7 +24,7 @@ from reprjax.targets import MultiIndexTarget
 
 
 @struct.dataclass
-class TestErrors:
+class HeldOutErrors:
     """Errors of a predictor on fresh test samples."""
 
     nmse: Float[Array, ""]  # E[(f - f*)^2] / E[f*^2]
@@ -33,7 +33,7 @@ class TestErrors:
     target_second_moment: Float[Array, ""]  # E[f*^2] used for the normalisation
 
 
-def test_errors(
+def held_out_errors(
     key: PRNGKeyArray,
     target: MultiIndexTarget,
     predict: Callable[[Float[Array, "n d"]], Float[Array, " n"]],
@@ -41,7 +41,7 @@ def test_errors(
     chunk: int = 2048,
     data_config: DataConfig = DataConfig(),
     spike_key: PRNGKeyArray | None = None,
-) -> TestErrors:
+) -> HeldOutErrors:
     """Errors of ``predict`` against the noise-free target on ``n_test`` fresh samples, drawn and scored in chunks.
 
     Chunk ``c`` is drawn from ``fold_in(key, c)``, so peak memory is one chunk's inputs and features whatever
@@ -63,7 +63,7 @@ def test_errors(
     mse, mae, f2 = sums[0] / n_test, sums[1] / n_test, sums[2] / n_test
     exact = target.second_moment()
     second = jnp.where(jnp.asarray(data_config.spike) == 0.0, exact, f2)
-    return TestErrors(nmse=mse / second, mae=mae, mse=mse, target_second_moment=second)
+    return HeldOutErrors(nmse=mse / second, mae=mae, mse=mse, target_second_moment=second)
 
 
 def alignment(W: Float[Array, "m d"], U: Float[Array, "r d"]) -> Float[Array, ""]:
