@@ -90,7 +90,7 @@ class Algorithm1Config:
     n_test: int = struct.field(pytree_node=False, default=10_000)
     test_chunk: int = struct.field(pytree_node=False, default=2048)
     chunk: int = struct.field(pytree_node=False, default=16384)
-    solver: str = struct.field(pytree_node=False, default="eigh")
+    solver: str = struct.field(pytree_node=False, default="auto")
     form: str = struct.field(pytree_node=False, default="auto")
     precision: str = struct.field(pytree_node=False, default="float64")
     n_active: int | None = None

@@ -1,46 +1,175 @@
-"""The ``reprjax`` command line: parses arguments and calls the library (DESIGN.md: cli only parses and calls)."""
+"""The ``reprjax`` command line: parses arguments and calls the library (DESIGN.md: cli only parses and calls).
+
+    reprjax demo                       a small sample-complexity study (network vs eNTK): table + PNG, < 3 min on CPU
+    reprjax run EXPERIMENT [options]   run an experiment's sweep (resumable), print its report, write its plots
+    reprjax plot DIR                   redraw the plots of a finished (or partial) run directory
+    reprjax bench [options]            the benchmark harness (throughput against the machine's matmul roofline)
+    reprjax targets                    describe the catalogue targets at a given d
+
+Errors in the input (unknown experiment, malformed TOML, impossible grid, a results directory holding another
+configuration) print one line and exit with code 2 without writing anything.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_USAGE = 2
+
+
+class UsageError(ValueError):
+    """Bad input from the command line: reported in one line, exit code 2."""
+
+
+def _experiment(name: str) -> Any:
+    from reprjax.experiments import EXPERIMENTS
+
+    if name not in EXPERIMENTS:
+        raise UsageError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def _build_config(module: Any, config_file: str | None, overrides: dict[str, Any]) -> Any:
+    from reprjax.experiments import base
+
+    values: dict[str, Any] = base.load_toml(config_file) if config_file else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return base.config_from_dict(module.Config, values)
+
+
+def _finish(module: Any, config: Any, df: Any, out: Path, report: Any | None = None) -> None:
+    summary = module.summarise(df, config)
+    text = module.report(summary, config)
+    print(text)
+    (out / "report.txt").write_text(text + "\n")
+    for name, table in summary.items():
+        if hasattr(table, "to_csv"):
+            table.to_csv(out / f"{name}.csv", index=False)
+    figures = module.plot(df, config, out)
+    print("figures: " + ", ".join(str(p) for p in figures if p.suffix == ".png"))
+    if report is not None:
+        print(f"sweep: {report.groups_run} groups run, {report.groups_skipped} already done, "
+              f"{report.groups_failed} failed; {report.programs_compiled} programs compiled "
+              f"({report.backend_compiles} XLA compilations in all); execution {report.execution} on "
+              f"{report.device}; {report.seconds:.1f} s")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from reprjax.experiments import base
+
+    module = _experiment(args.experiment)
+    config = _build_config(module, args.config, {"seeds": args.seeds})
+    out = Path(args.out or f"runs/{module.NAME}")
+    if args.distributed:  # pragma: no cover - needs several hosts
+        import jax
+
+        jax.distributed.initialize()
+    df, report = base.run_experiment(module, config, out, execution=args.execution, progress=not args.no_progress,
+                                     overwrite=args.overwrite, mask_samples=args.mask_samples)
+    _finish(module, config, df, out, report)
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from reprjax import sweep
+    from reprjax.experiments import base
+
+    out = Path(args.dir)
+    manifest_path = out / sweep.MANIFEST_FILE
+    if not manifest_path.exists():
+        raise UsageError(f"{out} is not a results directory (no {sweep.MANIFEST_FILE})")
+    manifest = json.loads(manifest_path.read_text())
+    module = _experiment(manifest.get("experiment", ""))
+    config = base.config_from_dict(module.Config, manifest["config"])
+    df = sweep.load_results(out)
+    if df.empty:
+        raise UsageError(f"{out} holds no finished runs yet")
+    _finish(module, config, df, out)
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
+    from reprjax.experiments import base, sample_complexity
 
-    from reprjax import data, network, targets
+    config = sample_complexity.Config(dims=(12, 16, 24), n_over_d2=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0), width=512,
+                                      seeds=args.seeds, kernel_n_max=4096, n_test=8192, bootstrap=200,
+                                      mask_samples=True)
+    out = Path(args.out)
+    print(f"reprjax demo: Algorithm 1 against the empirical NTK on the paper target, d in {config.dims}, "
+          f"n = c d^2 for c in {config.n_over_d2}, m = {config.width}, {config.seeds} seeds -> {out}/")
+    df, report = base.run_experiment(sample_complexity, config, out, progress=not args.no_progress,
+                                     overwrite=True)
+    _finish(sample_complexity, config, df, out, report)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from reprjax import benchmarking
+
+    return benchmarking.main(args.bench_args)
+
+
+def _targets(args: argparse.Namespace) -> int:
+    import jax
+
+    from reprjax import targets
 
     key = jax.random.key(args.seed)
-    k_t, k_d, k_n = jax.random.split(key, 3)
-    target = targets.paper_target(k_t, args.d, r=args.r, p=args.p)
-    print(target.describe())
-    ds = data.sample_dataset(k_d, target, 4096, data.DataConfig())
-    f2 = ds.f**2
-    print(f"  Monte Carlo check on 4096 samples: mean f* = {float(ds.f.mean()):+.4f}, mean f*^2 = "
-          f"{float(f2.mean()):.4f} +- {float(f2.std()) / 64:.4f} (standard error; f*^2 is heavy-tailed)")
-    cfg = network.NetworkConfig(width=args.width)
-    params = network.init_symmetric(k_n, args.d, cfg)
-    out = network.forward(params, ds.x, cfg.activation)
-    feats = network.features(params, ds.x, cfg.activation)
-    print(f"Two-layer ReLU network, m = {cfg.width}, symmetric init: max |f(x)| over 4096 inputs = "
-          f"{float(jnp.max(jnp.abs(out))):.2e} (exactly zero up to float32 rounding), "
-          f"mean feature {float(feats.mean()):.4f} (E relu(N(0,1)) = {1 / np.sqrt(2 * np.pi):.4f})")
+    for name, target in (("paper", targets.paper_target(key, args.d)),
+                         ("giant_step", targets.giant_step(key, args.d)),
+                         ("staircase", targets.staircase(key, args.d)),
+                         ("single_index k=3", targets.single_index(key, args.d, 3)),
+                         ("random_polynomial r=3 p=4 kappa=4", targets.random_polynomial(key, args.d, 3, 4, 4.0)),
+                         ("transfer head", targets.transfer_pair(key, args.d)[1])):
+        print(f"[{name}]")
+        print(target.describe())
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reprjax", description=__doc__)
+    from reprjax.experiments import EXPERIMENTS
+    from reprjax.sweep import EXECUTIONS
+
+    parser = argparse.ArgumentParser(prog="reprjax", description="Reproduce Damian, Lee & Soltanolkotabi (2022).")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="a small end-to-end look at a target and the initial network")
-    demo.add_argument("--d", type=int, default=32, help="input dimension (default 32)")
-    demo.add_argument("--r", type=int, default=2, help="number of hidden directions (default 2)")
-    demo.add_argument("--p", type=int, default=4, help="degree of the target (default 4)")
-    demo.add_argument("--width", type=int, default=1024, help="network width m (default 1024)")
-    demo.add_argument("--seed", type=int, default=0)
+
+    demo = sub.add_parser("demo", help="small sample-complexity study, network vs eNTK (< 3 min on 2 CPU cores)")
+    demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo, replaced)")
+    demo.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
+    demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     demo.set_defaults(func=_demo)
+
+    run = sub.add_parser("run", help="run an experiment (resumable sweep), print its report, write its plots",
+                         description="Experiments: " + ", ".join(EXPERIMENTS) + ". Example configs: examples/*.toml.")
+    run.add_argument("experiment", help="one of: " + ", ".join(EXPERIMENTS))
+    run.add_argument("--config", help="TOML file overriding the experiment's defaults (see examples/)")
+    run.add_argument("--out", help="results directory (default runs/EXPERIMENT); re-running resumes it")
+    run.add_argument("--seeds", type=int, help="seeds per configuration (overrides the config)")
+    run.add_argument("--execution", choices=EXECUTIONS, default="auto",
+                     help="loop, vmap, sharded over all devices, or auto (fastest measured per backend)")
+    run.add_argument("--mask-samples", action="store_true", default=None,
+                     help="share one compiled program across sample counts (0/1 masks)")
+    run.add_argument("--overwrite", action="store_true", help="replace results of a different configuration")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() (many hosts)")
+    run.set_defaults(func=_run)
+
+    plot = sub.add_parser("plot", help="redraw the report and plots of a results directory")
+    plot.add_argument("dir", help="a directory written by `reprjax run`")
+    plot.set_defaults(func=_plot)
+
+    bench = sub.add_parser("bench", help="benchmark harness; `reprjax bench -- --help` for its options")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="options passed to the harness")
+    bench.set_defaults(func=_bench)
+
+    tg = sub.add_parser("targets", help="describe the catalogue targets")
+    tg.add_argument("--d", type=int, default=16)
+    tg.add_argument("--seed", type=int, default=0)
+    tg.set_defaults(func=_targets)
     return parser
 
 
@@ -49,10 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:
+    except (UsageError, ValueError) as err:
         print(f"reprjax: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+

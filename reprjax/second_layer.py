@@ -80,7 +80,7 @@ def fit_second_layer(
     act: str = "relu",
     head: str = "ridge",
     gd_steps: int = 1000,
-    solver: str = "eigh",
+    solver: str = "auto",
     form: str = "auto",
     precision: str = "float64",
     chunk: int = 8192,

@@ -1,0 +1,11 @@
+"""Experiments: config -> sweep -> table -> report and plots (DESIGN.md: experiments compose numerics).
+
+Each module exposes ``NAME``, a frozen validated ``Config`` (read from TOML by :func:`base.config_from_dict`),
+``grid(config)``, ``summarise(df, config)``, ``report(summary, config)`` and ``plot(df, config, out_dir)``.
+"""
+
+from reprjax.experiments import alignment, information_exponent, sample_complexity, spiked_covariance, transfer
+
+EXPERIMENTS = {m.NAME: m for m in (sample_complexity, transfer, alignment, information_exponent, spiked_covariance)}
+
+__all__ = ["EXPERIMENTS"]

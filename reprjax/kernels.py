@@ -1,0 +1,478 @@
+"""Neural tangent kernels of the two-layer network: empirical (closed form and generic) and infinite width.
+
+PAPER.md, "Results": kernel methods, the NTK of this very network included, need ``n ~ d^p`` samples for a degree-p
+target.  This module builds those kernels.
+
+* :func:`entk_two_layer`: the empirical NTK of ``f(x) = sum_j a_j act(<w_j, x> + b_j)`` in closed form.  With
+  ``Z = x W^T + b``, ``D = act'(Z)``, ``Phi = act(Z)`` and ``G = D1 diag(a^2) D2^T``,
+
+      K = (x1 x2^T) * G  [W part]  +  Phi1 Phi2^T  [a part]  +  G  [b part],
+
+  about ``2 n1 n2 (2m + d)`` FLOPs instead of the ``2 n1 n2 m (d + 2)`` of a Jacobian contraction.  Hidden units are
+  processed in blocks (``lax.scan``), so memory is ``O(n1 n2 + (n1 + n2) * block_size)``: never ``n x m x d``.
+* :func:`entk`: the generic empirical NTK ``sum_leaves J1 J2^T`` of any ``apply_fn(params, x) -> (n,)``, from
+  per-sample gradients in blocks of rows (the reference the closed form is checked against).
+* :func:`relu_nngp`, :func:`relu_step_kernel`, :func:`ntk_infinite`: the arc-cosine kernels of order 1 and 0 and
+  the infinite-width NTK of a ReLU network at initialisation, normalised per neuron so that
+  ``entk_two_layer / m -> ntk_infinite`` as ``m -> infinity`` for ``a = +-a_scale``, ``w ~ N(0, I_d / d)`` and
+  ``b ~ N(0, bias_var)`` (Cho & Saul 2009; Jacot et al. 2018).  For ReLU with ``b = 0`` the sphere initialisation
+  gives the same kernels: ReLU is positively homogeneous and ``g / |g|`` is independent of ``|g|`` for Gaussian
+  ``g``, so ``E_u[relu(u.x1) relu(u.x2)] = E_g[relu(g.x1) relu(g.x2)] / E|g|^2`` for ``u`` uniform on the sphere,
+  which equals the ``N(0, I_d / d)`` value; the step kernel depends on the angle only.  (With biases the two differ.)
+
+When ``x2`` is omitted (or is the same object as ``x1``) the Gram matrix is symmetric and only its upper block
+triangle is computed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jaxtyping import Array, Float
+
+from reprjax import _validate
+from reprjax.network import TwoLayerParams, activation, activation_derivative
+
+#: The parts of the NTK, one per parameter group of :class:`~reprjax.network.TwoLayerParams`.
+PARTS = ("W", "a", "b")
+
+#: Default number of hidden units per block of :func:`entk_two_layer` (measured, benchmarks/bench_kernels_entk.py).
+HIDDEN_BLOCK = 1024
+#: Default rows per strip of the symmetric :func:`entk_two_layer` (measured likewise).
+ROW_BLOCK = 512
+#: Default rows per Jacobian block of the generic :func:`entk`.
+JACOBIAN_BLOCK = 256
+#: Columns per chunk of the Jacobian contraction (keeps each matmul cache-friendly; measured).
+_CONTRACT_CHUNK = 1024
+
+
+# ------------------------------------------------------------------------------------------------ validation
+def _check_parts(parts: Sequence[str] | str) -> tuple[str, ...]:
+    parts = (parts,) if isinstance(parts, str) else tuple(parts)
+    bad = [p for p in parts if p not in PARTS]
+    if bad or not parts:
+        raise ValueError(f"parts must be a non-empty subset of {PARTS}, got {parts!r}")
+    return tuple(p for p in PARTS if p in parts)
+
+
+def _check_inputs(x1: Array, x2: Array | None, d: int | None = None, matrix: bool = True) -> bool:
+    """Shapes of ``x1``, ``x2`` (and the network's ``d``); returns whether the Gram matrix is symmetric."""
+    for name, x in (("x1", x1), ("x2", x2)):
+        if x is None:
+            continue
+        if (matrix and x.ndim != 2) or x.ndim < 1:
+            raise ValueError(f"{name} must be an {'(n, d)' if matrix else '(n, ...)'} array, got shape {x.shape}")
+        if x.shape[0] == 0:
+            raise ValueError(f"{name} must hold at least one row, got shape {x.shape} (empty input)")
+    if x2 is not None and x1.shape[1:] != x2.shape[1:]:
+        raise ValueError(f"x1 and x2 must have the same feature shape, got {x1.shape[1:]} and {x2.shape[1:]}")
+    if d is not None and x1.shape[-1] != d:
+        raise ValueError(f"inputs have dimension {x1.shape[-1]} but the network expects d = {d}")
+    return x2 is None or x2 is x1
+
+
+def _check_block(name: str, value: int) -> int:
+    return _validate.check_int(name, value, low=1)
+
+
+def _abt(u: Array, v: Array, precision: Any = None) -> Array:
+    """``u @ v^T`` without materialising the transpose."""
+    return lax.dot_general(u, v, (((1,), (1,)), ((), ())), precision=precision)
+
+
+# ------------------------------------------------------------------------------------ closed-form two-layer eNTK
+def _scan_hidden(params: TwoLayerParams, block: int, step: Callable, carry: Any) -> Any:
+    """Fold ``step(carry, a_blk, W_blk, b_blk)`` over blocks of hidden units (full blocks by scan, then the rest)."""
+    a, W, b = params.a, params.W, params.b
+    m, d = W.shape
+    nb, rem = divmod(m, block)
+    if nb == 1:
+        carry = step(carry, a[:block], W[:block], b[:block])
+    elif nb > 1:
+        full = nb * block
+        blocks = (a[:full].reshape(nb, block), W[:full].reshape(nb, block, d), b[:full].reshape(nb, block))
+        carry = lax.scan(lambda c, blk: (step(c, *blk), None), carry, blocks)[0]
+    if rem:
+        carry = step(carry, a[nb * block :], W[nb * block :], b[nb * block :])
+    return carry
+
+
+def _block_features(act: str, parts: tuple[str, ...], a, W, b, x, precision):
+    """``(D, Phi)`` of one block of hidden units (``None`` for what ``parts`` does not need)."""
+    z = _abt(x, W, precision) + b
+    need_g = "W" in parts or "b" in parts
+    return (activation_derivative(act)(z) if need_g else None), (activation(act)(z) if "a" in parts else None)
+
+
+def _combine(parts: tuple[str, ...], xx: Array, g: Array | None, p: Array | None) -> Array:
+    out = 0.0
+    if "W" in parts and "b" in parts:
+        out = (xx + 1.0) * g
+    elif "W" in parts:
+        out = xx * g
+    elif "b" in parts:
+        out = g
+    return out + p if p is not None else out
+
+
+@functools.partial(jax.jit, static_argnames=("act", "parts", "block", "precision"))
+def _entk_two_layer_plain(params, x1, x2, act, parts, block, precision):
+    n1, n2 = x1.shape[0], x2.shape[0]
+    need_g, need_p = ("W" in parts or "b" in parts), "a" in parts
+    zeros = jnp.zeros((n1, n2), jnp.float32)
+    init = (zeros if need_g else None, zeros if need_p else None)
+
+    def step(carry, a, W, b):
+        g, p = carry
+        d1, phi1 = _block_features(act, parts, a, W, b, x1, precision)
+        d2, phi2 = _block_features(act, parts, a, W, b, x2, precision)
+        if need_g:
+            g = g + _abt(d1 * (a * a), d2, precision)
+        if need_p:
+            p = p + _abt(phi1, phi2, precision)
+        return g, p
+
+    g, p = _scan_hidden(params, block, step, init)
+    xx = _abt(x1, x2, precision) if "W" in parts else None
+    return _combine(parts, xx, g, p)
+
+
+@functools.partial(jax.jit, static_argnames=("act", "parts", "block", "rows", "precision"))
+def _entk_two_layer_symmetric(params, x, act, parts, block, rows, precision):
+    n = x.shape[0]
+    need_g, need_p = ("W" in parts or "b" in parts), "a" in parts
+    strips = [(s, min(s + rows, n)) for s in range(0, n, rows)]  # strip i: rows [s, e), columns [s, n)
+    init = [
+        (jnp.zeros((e - s, n - s), jnp.float32) if need_g else None,
+         jnp.zeros((e - s, n - s), jnp.float32) if need_p else None)
+        for s, e in strips
+    ]
+
+    def step(carry, a, W, b):
+        dd, phi = _block_features(act, parts, a, W, b, x, precision)
+        da = dd * jnp.abs(a) if need_g else None  # G = (D |a|) (D |a|)^T: one feature array fewer
+        out = []
+        for (s, e), (g, p) in zip(strips, carry):
+            g = g + _abt(da[s:e], da[s:], precision) if need_g else None
+            p = p + _abt(phi[s:e], phi[s:], precision) if need_p else None
+            out.append((g, p))
+        return out
+
+    acc = _scan_hidden(params, block, step, init)
+    upper = []
+    for (s, e), (g, p) in zip(strips, acc):
+        xx = _abt(x[s:e], x[s:], precision) if "W" in parts else None
+        # the barrier keeps XLA from recomputing transposed pieces by other (differently rounded) dots, and the
+        # diagonal block is mirrored from its upper triangle: the result is exactly symmetric
+        k = lax.optimization_barrier(_combine(parts, xx, g, p))
+        diag = k[:, : e - s]
+        diag = jnp.where(jnp.triu(jnp.ones(diag.shape, bool)), diag, diag.T)
+        upper.append(jnp.concatenate([diag, k[:, e - s :]], axis=1))
+    rows_out = []
+    for i, (s, e) in enumerate(strips):
+        left = [upper[j][:, s - sj : e - sj].T for j, (sj, _) in enumerate(strips[:i])]
+        rows_out.append(jnp.concatenate(left + [upper[i]], axis=1))
+    return jnp.concatenate(rows_out, axis=0)
+
+
+def entk_two_layer(
+    params: TwoLayerParams,
+    x1: Float[Array, "n1 d"],
+    x2: Float[Array, "n2 d"] | None = None,
+    act: str = "relu",
+    parts: Sequence[str] = PARTS,
+    block_size: int = HIDDEN_BLOCK,
+    row_block_size: int = ROW_BLOCK,
+    precision: Any = None,
+) -> Float[Array, "n1 n2"]:
+    """Empirical NTK ``sum_theta df(x1)/dtheta df(x2)/dtheta`` of the two-layer network, in closed form.
+
+    PAPER.md, "Results" (the NTK baseline); the module docstring gives the formula.  Hidden units are folded in
+    blocks of ``block_size`` by ``lax.scan`` (two matmuls per block), memory ``O(n1 n2 + (n1 + n2) block_size)``.
+    When ``x2`` is ``None`` or ``x1`` itself, only the upper block triangle (strips of ``row_block_size`` rows)
+    is computed and mirrored.  ReLU uses ``act'(z) = 1{z >= 0}`` (:func:`reprjax.network.activation_derivative`).
+
+    Args:
+      params: the network (``a (m,)``, ``W (m, d)``, ``b (m,)``).
+      x1: ``(n1, d)`` inputs.
+      x2: ``(n2, d)`` inputs, or ``None`` for the symmetric Gram matrix of ``x1``.
+      act: activation name (static).
+      parts: which parameter groups contribute, a non-empty subset of ``("W", "a", "b")`` (static).
+      block_size: hidden units per block (static).
+      row_block_size: rows per strip in the symmetric case (static).
+      precision: ``lax.Precision`` of the matmuls (``None``: backend default; on GPUs ask for ``"highest"`` to
+        avoid TF32).
+
+    Returns:
+      ``(n1, n2)`` float32 kernel matrix.
+    """
+    parts = _check_parts(parts)
+    activation(act)
+    _check_block("block_size", block_size)
+    _check_block("row_block_size", row_block_size)
+    symmetric = _check_inputs(x1, x2, d=params.W.shape[-1])
+    x1 = jnp.asarray(x1, jnp.float32)
+    if symmetric:
+        return _entk_two_layer_symmetric(params, x1, act, parts, block_size, row_block_size, precision)
+    return _entk_two_layer_plain(params, x1, jnp.asarray(x2, jnp.float32), act, parts, block_size, precision)
+
+
+# ----------------------------------------------------------------------------------------------- generic eNTK
+def _row_blocks(x: Array, block: int) -> Array:
+    """``x (n, ...)`` -> ``(ceil(n / block), block, ...)``, the last block padded by repeating the last row."""
+    n = x.shape[0]
+    nb = -(-n // block)
+    pad = nb * block - n
+    if pad:
+        x = jnp.concatenate([x, jnp.broadcast_to(x[-1:], (pad,) + x.shape[1:])], axis=0)
+    return x.reshape((nb, block) + x.shape[1:])
+
+
+def _chunked_abt(u: Array, v: Array, precision: Any) -> Array:
+    """``u @ v^T`` for ``(B1, P)``, ``(B2, P)`` with large ``P``, summed over column chunks (cache-friendly)."""
+    p = u.shape[1]
+    nc, rem = divmod(p, _CONTRACT_CHUNK)
+    if nc <= 1:
+        return _abt(u, v, precision)
+
+    def body(i, acc):
+        start = i * _CONTRACT_CHUNK
+        ui = lax.dynamic_slice_in_dim(u, start, _CONTRACT_CHUNK, axis=1)
+        vi = lax.dynamic_slice_in_dim(v, start, _CONTRACT_CHUNK, axis=1)
+        return acc + _abt(ui, vi, precision)
+
+    acc = lax.fori_loop(0, nc, body, jnp.zeros((u.shape[0], v.shape[0]), jnp.result_type(u, v)))
+    if rem:
+        acc = acc + _abt(u[:, nc * _CONTRACT_CHUNK :], v[:, nc * _CONTRACT_CHUNK :], precision)
+    return acc
+
+
+@functools.partial(jax.jit, static_argnames=("apply_fn", "block", "symmetric", "precision"))
+def _entk_generic(apply_fn, params, x1, x2, block, symmetric, precision):
+    n1, n2 = x1.shape[0], x2.shape[0]
+    b1, b2 = min(block, n1), min(block, n2)
+    xb1, xb2 = _row_blocks(x1, b1), _row_blocks(x2, b2)
+    per_sample = jax.vmap(jax.grad(lambda p, xi: apply_fn(p, xi[None])[0]), in_axes=(None, 0))
+
+    def jac(xb):
+        return [leaf.reshape(leaf.shape[0], -1) for leaf in jax.tree.leaves(per_sample(params, xb))]
+
+    def contract(j1, j2):
+        return sum(_chunked_abt(u, v, precision) for u, v in zip(j1, j2))
+
+    def row(args):
+        i, xi = args
+        ji = jac(xi)
+
+        dtype = jnp.result_type(*ji)
+
+        def col(args2):
+            j, xj = args2
+            if not symmetric:
+                return contract(ji, jac(xj))
+            # upper blocks only: skip j < i (mirrored below), reuse J_i on the diagonal
+            branches = (lambda: jnp.zeros((b1, b2), dtype), lambda: contract(ji, ji).astype(dtype),
+                        lambda: contract(ji, jac(xj)).astype(dtype))
+            return lax.switch(jnp.where(j < i, 0, jnp.where(j == i, 1, 2)), branches)
+
+        return lax.map(col, (jnp.arange(xb2.shape[0]), xb2))
+
+    kb = lax.map(row, (jnp.arange(xb1.shape[0]), xb1))  # (nb1, nb2, b1, b2)
+    if symmetric:
+        idx = jnp.arange(kb.shape[0])
+        upper = (idx[None, :] >= idx[:, None])[:, :, None, None]
+        kb = jnp.where(upper, kb, jnp.transpose(kb, (1, 0, 3, 2)))
+    k = jnp.transpose(kb, (0, 2, 1, 3)).reshape(kb.shape[0] * b1, kb.shape[1] * b2)[:n1, :n2]
+    return 0.5 * (k + k.T) if symmetric else k
+
+
+def entk(
+    apply_fn: Callable[[Any, Array], Array],
+    params: Any,
+    x1: Float[Array, "n1 ..."],
+    x2: Float[Array, "n2 ..."] | None = None,
+    block_size: int = JACOBIAN_BLOCK,
+    precision: Any = None,
+) -> Float[Array, "n1 n2"]:
+    """Generic empirical NTK ``sum_leaves J(x1) J(x2)^T`` of any ``apply_fn(params, x) -> (n,)``.
+
+    PAPER.md, "Results" (the NTK baseline), for networks without a closed form and to check
+    :func:`entk_two_layer`.  Per-sample gradients (``vmap`` of ``grad``: measured far faster than ``jacrev`` of the
+    batch in benchmarks/bench_kernels_entk.py; NTK-vector products cost more FLOPs for MLPs) of ``block_size`` rows
+    at a time are contracted leaf by leaf over column chunks, so memory is ``O(n1 n2 + block_size * P)`` for ``P``
+    parameters.  ``apply_fn`` must treat rows
+    independently; it is a static argument of ``jit`` (pass the same function object to avoid recompiling).
+
+    Args:
+      apply_fn: ``(params, x (n, ...)) -> (n,)``.
+      params: any PyTree of float arrays.
+      x1: ``(n1, ...)`` inputs.
+      x2: ``(n2, ...)`` inputs, or ``None`` for the symmetric Gram matrix of ``x1`` (upper blocks only).
+      block_size: rows per Jacobian block (static).
+      precision: ``lax.Precision`` of the contractions.
+
+    Returns:
+      ``(n1, n2)`` kernel matrix.
+    """
+    _check_block("block_size", block_size)
+    symmetric = _check_inputs(x1, x2, matrix=False)
+    x1 = jnp.asarray(x1)
+    x2 = x1 if symmetric else jnp.asarray(x2)
+    return _entk_generic(apply_fn, params, x1, x2, block_size, symmetric, precision)
+
+
+# --------------------------------------------------------------------------------------- infinite-width kernels
+def _angles(x1, x2, bias_var, symmetric):
+    """``sqrt(s11 s22)``, ``theta = arccos(rho)`` and masks of zero second moments, safe for values and grads."""
+    d = x1.shape[-1]
+    s11 = jnp.sum(x1 * x1, axis=-1)[:, None] / d + bias_var
+    s22 = jnp.sum(x2 * x2, axis=-1)[None, :] / d + bias_var
+    s12 = x1 @ x2.T / d + bias_var
+    prod = s11 * s22
+    pos = prod > 0
+    norm = jnp.sqrt(jnp.where(pos, prod, 1.0))
+    rho = jnp.clip(jnp.where(pos, s12, 0.0) / norm, -1.0, 1.0)
+    if symmetric:  # exact diagonal: theta = 0 without rounding
+        rho = jnp.where(jnp.eye(rho.shape[0], dtype=bool), 1.0, rho)
+    inside = jnp.abs(rho) < 1.0
+    theta = jnp.where(inside, jnp.arccos(jnp.where(inside, rho, 0.0)), jnp.where(rho > 0, 0.0, jnp.pi))
+    return jnp.where(pos, norm, 0.0), theta, s11 <= 0, s22 <= 0
+
+
+def _prepare(x1, x2, bias_var):
+    _validate.check_number("bias_var", bias_var, low=0.0)
+    symmetric = _check_inputs(x1, x2)
+    x1 = jnp.asarray(x1, jnp.float32)
+    return x1, (x1 if symmetric else jnp.asarray(x2, jnp.float32)), symmetric
+
+
+@functools.partial(jax.jit, static_argnames=("symmetric",))
+def _nngp(x1, x2, bias_var, symmetric):
+    norm, theta, _, _ = _angles(x1, x2, bias_var, symmetric)
+    return norm * (jnp.sin(theta) + (jnp.pi - theta) * jnp.cos(theta)) / (2 * jnp.pi)
+
+
+@functools.partial(jax.jit, static_argnames=("symmetric",))
+def _step(x1, x2, bias_var, symmetric):
+    _, theta, zero1, zero2 = _angles(x1, x2, bias_var, symmetric)
+    # a zero pre-activation is always >= 0: E[1{0 >= 0} 1{v >= 0}] = 1/2, and 1 when both vanish
+    value = (jnp.pi - theta) / (2 * jnp.pi)
+    return jnp.where(zero1 & zero2, 1.0, jnp.where(zero1 | zero2, 0.5, value))
+
+
+def relu_nngp(
+    x1: Float[Array, "n1 d"], x2: Float[Array, "n2 d"] | None = None, bias_var: float = 0.0
+) -> Float[Array, "n1 n2"]:
+    """Arc-cosine kernel of order 1: ``E[relu(w.x1 + b) relu(w.x2 + b)]``, ``w ~ N(0, I_d/d)``, ``b ~ N(0, bias_var)``.
+
+    ``sqrt(s11 s22) (sin theta + (pi - theta) cos theta) / (2 pi)`` with ``s_ij = x_i.x_j / d + bias_var`` and
+    ``cos theta = s12 / sqrt(s11 s22)`` (Cho & Saul 2009).  The random-features / a-part kernel of PAPER.md,
+    "Results".  ``rho`` is clipped into ``[-1, 1]`` and ``theta = 0, pi`` are handled without NaN values or grads.
+    Precision: float32 rounding of ``rho`` limits ``theta`` near 0 and pi to about ``sqrt(2 eps) ~ 5e-4`` for
+    distinct (anti)parallel inputs (a copy of ``x1`` passed as ``x2``); the diagonal of a symmetric call is exact.
+
+    Args:
+      x1: ``(n1, d)`` inputs.
+      x2: ``(n2, d)`` inputs, or ``None`` for the symmetric Gram matrix of ``x1`` (exact diagonal).
+      bias_var: variance of the bias, ``>= 0``.
+
+    Returns:
+      ``(n1, n2)`` kernel matrix.
+    """
+    x1, x2, sym = _prepare(x1, x2, bias_var)
+    return _nngp(x1, x2, bias_var, sym)
+
+
+def relu_step_kernel(
+    x1: Float[Array, "n1 d"], x2: Float[Array, "n2 d"] | None = None, bias_var: float = 0.0
+) -> Float[Array, "n1 n2"]:
+    """Arc-cosine kernel of order 0: ``E[1{u >= 0} 1{v >= 0}] = (pi - theta) / (2 pi)`` for the pre-activations
+    ``u = w.x1 + b``, ``v = w.x2 + b`` of :func:`relu_nngp` (PAPER.md, "Results").  A zero pre-activation counts
+    as firing (``1{0 >= 0} = 1``, as in ``activation_derivative("relu")``).  Same precision note as
+    :func:`relu_nngp` (here an error of up to ~1e-4 near ``theta = 0, pi`` off the symmetric diagonal).
+
+    Args:
+      x1: ``(n1, d)`` inputs.
+      x2: ``(n2, d)`` inputs, or ``None`` for the symmetric Gram matrix of ``x1``.
+      bias_var: variance of the bias, ``>= 0``.
+
+    Returns:
+      ``(n1, n2)`` kernel matrix.
+    """
+    x1, x2, sym = _prepare(x1, x2, bias_var)
+    return _step(x1, x2, bias_var, sym)
+
+
+def ntk_infinite(
+    x1: Float[Array, "n1 d"],
+    x2: Float[Array, "n2 d"] | None = None,
+    a_scale: float = 1.0,
+    bias_var: float = 0.0,
+    parts: Sequence[str] = PARTS,
+) -> Float[Array, "n1 n2"]:
+    """Infinite-width NTK per neuron of the ReLU network at initialisation: ``lim entk_two_layer / m``.
+
+    ``a_scale^2 (x1.x2) step [W part] + nngp [a part] + a_scale^2 step [b part]`` for
+    :func:`reprjax.network.init_symmetric` networks (``a = +-a_scale``, ``w ~ N(0, I_d/d)`` or, with ``b = 0``,
+    the unit sphere, ``b ~ N(0, bias_var)``); PAPER.md, "Results" (the kernel lower bound).
+
+    Args:
+      x1: ``(n1, d)`` inputs.
+      x2: ``(n2, d)`` inputs, or ``None`` for the symmetric Gram matrix of ``x1``.
+      a_scale: ``|a_j|`` at initialisation (``NetworkConfig.a_scale``).
+      bias_var: ``init_bias_scale ** 2``, ``>= 0``.
+      parts: non-empty subset of ``("W", "a", "b")``.
+
+    Returns:
+      ``(n1, n2)`` kernel matrix.
+    """
+    parts = _check_parts(parts)
+    _validate.check_number("a_scale", a_scale)
+    x1, x2, sym = _prepare(x1, x2, bias_var)
+    return _ntk_infinite(x1, x2, a_scale, bias_var, parts, sym)
+
+
+@functools.partial(jax.jit, static_argnames=("parts", "symmetric"))
+def _ntk_infinite(x1, x2, a_scale, bias_var, parts, symmetric):
+    out = 0.0
+    if "W" in parts or "b" in parts:
+        step = _step(x1, x2, bias_var, symmetric)
+        scale = (x1 @ x2.T if "W" in parts else 0.0) + (1.0 if "b" in parts else 0.0)
+        out = a_scale**2 * scale * step
+    if "a" in parts:
+        out = out + _nngp(x1, x2, bias_var, symmetric)
+    return out
+
+
+def gram(
+    kernel_fn: Callable[[Array, Array], Array],
+    x1: Float[Array, "n1 ..."],
+    x2: Float[Array, "n2 ..."],
+    block_size: int = 1024,
+) -> Float[Array, "n1 n2"]:
+    """``kernel_fn(x1, x2)`` evaluated in blocks of ``block_size`` rows of ``x1`` (``lax.map``), bounding the
+    temporaries of elementwise kernels to ``O(block_size * n2)`` (the blocked Gram builders of DESIGN.md).
+
+    Args:
+      kernel_fn: ``(xa (B, ...), xb (n2, ...)) -> (B, n2)``, e.g. ``functools.partial(ntk_infinite, a_scale=1.0)``.
+      x1: ``(n1, ...)`` inputs.
+      x2: ``(n2, ...)`` inputs.
+      block_size: rows per block.
+
+    Returns:
+      ``(n1, n2)`` kernel matrix.
+    """
+    _check_block("block_size", block_size)
+    _check_inputs(x1, x2, matrix=False)
+    n1 = x1.shape[0]
+    blocks = _row_blocks(jnp.asarray(x1), min(block_size, n1))
+    out = lax.map(lambda xb: kernel_fn(xb, x2), blocks)
+    return out.reshape(-1, out.shape[-1])[:n1]
+
+
+__all__ = ["PARTS", "entk", "entk_two_layer", "gram", "ntk_infinite", "relu_nngp", "relu_step_kernel"]

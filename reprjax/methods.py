@@ -1,0 +1,136 @@
+"""The training methods a sweep can run, each ``(key, target, config) -> Metrics``, and how to configure them.
+
+A :class:`Method` pairs a run function with a config builder ``(d, n, width, hyper) -> config``; hyper-parameters that
+are PyTree leaves of the config (step size, noise, ...) can vary inside one compiled program, the others
+(activation, pre-processing, ...) are static and split the sweep into groups.
+
+Registered methods:
+
+* ``algorithm1``: :func:`reprjax.algorithm.run` (one step + ridge).
+* ``random_features``: the same pipeline with the first layer frozen at initialisation.
+* ``multistep``: both layers trained by optax (:mod:`reprjax.multistep`).
+* ``entk``: kernel ridge with the empirical NTK of the network at initialisation (:mod:`reprjax.baselines`).
+* ``ntk_infinite``: kernel ridge with the infinite-width ReLU NTK.
+* ``transfer``: learn ``W_1`` on the source head with ``source_n`` samples, refit the head on ``n`` samples of the
+  target head (a :func:`reprjax.targets.transfer_pair`); the "target" passed in is the pair.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+from jaxtyping import PRNGKeyArray
+
+from reprjax import algorithm, baselines, multistep
+from reprjax.data import DataConfig
+from reprjax.network import NetworkConfig
+from reprjax.targets import MultiIndexTarget
+
+Hyper = dict[str, Any]
+
+#: Hyper-parameters routed to the data config / network config rather than the method config.
+_DATA_KEYS = ("noise", "spike", "spike_direction")
+_NETWORK_KEYS = ("activation", "init", "output_scale", "init_bias_scale")
+
+
+def _split(d: int, hyper: Hyper) -> tuple[DataConfig, dict[str, Any], dict[str, Any]]:
+    hyper = dict(hyper)
+    if "spike_beta" in hyper:  # theta = d^beta (Ba et al. 2023); beta = None or -inf means isotropic
+        beta = hyper.pop("spike_beta")
+        hyper["spike"] = 0.0 if beta is None or beta == float("-inf") else float(d) ** float(beta)
+    data = DataConfig(**{k: v for k, v in hyper.items() if k in _DATA_KEYS})
+    net = {k: v for k, v in hyper.items() if k in _NETWORK_KEYS}
+    rest = {k: v for k, v in hyper.items() if k not in _DATA_KEYS + _NETWORK_KEYS}
+    return data, net, rest
+
+
+def _with_tuples(kwargs: dict[str, Any]) -> dict[str, Any]:
+    # TOML and JSON give lists; static config fields must be hashable
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+
+
+def _algorithm1_config(d: int, n: int, width: int, hyper: Hyper) -> algorithm.Algorithm1Config:
+    data, net, rest = _split(d, hyper)
+    return algorithm.Algorithm1Config(n=n, network=NetworkConfig(width=width, **net), data=data,
+                                      **_with_tuples(rest))
+
+
+def _multistep_config(d: int, n: int, width: int, hyper: Hyper) -> multistep.MultiStepConfig:
+    data, net, rest = _split(d, hyper)
+    net.setdefault("output_scale", "sqrt")
+    return multistep.MultiStepConfig(n=n, network=NetworkConfig(width=width, **net), data=data,
+                                     **_with_tuples(rest))
+
+
+def _kernel_config(d: int, n: int, width: int, hyper: Hyper) -> baselines.KernelConfig:
+    data, net, rest = _split(d, hyper)
+    return baselines.KernelConfig(n=n, network=NetworkConfig(width=width, **net), data=data, **_with_tuples(rest))
+
+
+def _transfer_config(d: int, n: int, width: int, hyper: Hyper) -> TransferConfig:
+    hyper = dict(hyper)
+    source_n = hyper.pop("source_n", None)
+    source_n_over_d2 = hyper.pop("source_n_over_d2", 32)
+    head = _algorithm1_config(d, n, width, hyper)
+    return TransferConfig(head=head, source_n=source_n, source_n_over_d2=source_n_over_d2)
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferConfig:
+    """Transfer: ``W_1`` learned with ``source_n`` (default ``source_n_over_d2 * d^2``) samples of the source head
+    by Algorithm 1 with the head config otherwise, then the head refit on ``head.n`` samples of the target head."""
+
+    head: algorithm.Algorithm1Config
+    source_n: int | None = None
+    source_n_over_d2: int = 32
+
+    def source_config(self, d: int) -> algorithm.Algorithm1Config:
+        n = self.source_n if self.source_n is not None else self.source_n_over_d2 * d * d
+        return self.head.replace(n=n, n_active=None)
+
+
+jax.tree_util.register_dataclass(TransferConfig, data_fields=["head"], meta_fields=["source_n", "source_n_over_d2"])
+
+
+def run_transfer(key: PRNGKeyArray, pair: tuple[MultiIndexTarget, MultiIndexTarget], config: TransferConfig):
+    source, target = pair
+    learned = algorithm.train_one_step(jax.random.fold_in(key, 1), source, config.source_config(source.d))
+    return algorithm.transfer(key, learned.predictor, target, config.head)
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A method a sweep can run: ``run(key, target, config) -> Metrics`` and ``make_config(d, n, width, hyper)``."""
+
+    name: str
+    run: Callable[..., algorithm.Metrics]
+    make_config: Callable[[int, int, int, Hyper], Any]
+    needs_pair: bool = False  # the target is a (source, target) pair
+    supports_mask: bool = True  # config has an n_active leaf
+
+
+METHODS: dict[str, Method] = {
+    "algorithm1": Method("algorithm1", algorithm.run, _algorithm1_config),
+    "random_features": Method("random_features", algorithm.random_features, _algorithm1_config),
+    "multistep": Method("multistep", multistep.run_multistep, _multistep_config, supports_mask=False),
+    "entk": Method("entk", baselines.ntk_empirical, _kernel_config),
+    "ntk_infinite": Method("ntk_infinite", baselines.ntk_infinite_ridge, _kernel_config),
+    "transfer": Method("transfer", run_transfer, _transfer_config, needs_pair=True),
+}
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"method must be one of {tuple(METHODS)}, got {name!r}")
+    return METHODS[name]
+
+
+def with_n_active(config: Any, n_max: int, n_active: int) -> Any:
+    """The config run on the first ``n_active`` of ``n_max`` samples (masks), for methods that support it."""
+    if isinstance(config, TransferConfig):
+        return dataclasses.replace(config, head=config.head.replace(n=n_max, n_active=n_active))
+    return config.replace(n=n_max, n_active=n_active)
+

@@ -1,0 +1,137 @@
+"""Figures from result tables (matplotlib, Agg backend): the plots a paper shows, written as PNG and PDF.
+
+* :func:`error_vs_n`: test error against ``n`` for each ``d``, one panel per method, seed bands (mean +- std).
+* :func:`n_star_vs_d`: ``n*`` against ``d`` on log-log axes with fitted slopes and reference lines ``d^2``, ``d^p``.
+* :func:`alignment_vs_scaled_n`: alignment with ``span(U)`` against ``n / d^2``.
+* :func:`transfer_curves`: target-task error against ``N`` per method and ``d``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from reprjax.experiments.analysis import error_curves  # noqa: E402
+
+FORMATS = ("png", "pdf")
+
+LABELS = {"algorithm1": "Algorithm 1 (one step)", "entk": "empirical NTK ridge", "ntk_infinite": "infinite NTK ridge",
+          "random_features": "random features", "multistep": "multi-step GD", "transfer": "transferred head"}
+
+
+def _save(fig: plt.Figure, path: str | Path) -> list[Path]:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ext in FORMATS:
+        target = path.with_suffix("." + ext)
+        fig.savefig(target, dpi=130, bbox_inches="tight")
+        out.append(target)
+    plt.close(fig)
+    return out
+
+
+def _colors(values) -> dict:
+    cmap = plt.get_cmap("viridis")
+    values = sorted(values)
+    return {v: cmap(0.1 + 0.75 * i / max(1, len(values) - 1)) for i, v in enumerate(values)}
+
+
+def error_vs_n(df: pd.DataFrame, path: str | Path, metric: str = "test_nmse", threshold: float | None = None,
+               x: str = "n", title: str = "") -> list[Path]:
+    """One panel per method: mean error against ``x`` (log axis) per ``d``, band = mean +- std over seeds."""
+    curves = error_curves(df, metric, by=("method", "d", x))
+    methods = list(dict.fromkeys(curves["method"]))
+    colors = _colors(curves["d"].unique())
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.4), squeeze=False, sharey=True)
+    for ax, method in zip(axes[0], methods):
+        for d, sub in curves[curves["method"] == method].groupby("d"):
+            sub = sub.sort_values(x)
+            std = sub["std"].fillna(0.0)
+            ax.plot(sub[x], sub["mean"], "o-", color=colors[d], label=f"d = {d}", ms=3)
+            ax.fill_between(sub[x], (sub["mean"] - std).clip(lower=1e-4), sub["mean"] + std, color=colors[d],
+                            alpha=0.2, lw=0)
+        if threshold is not None:
+            ax.axhline(threshold, color="k", ls=":", lw=1, label=f"threshold {threshold:g}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(LABELS.get(method, method))
+        ax.set_xlabel("n" if x == "n" else x)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel({"test_nmse": "normalised test MSE", "test_mae": "test absolute error"}.get(metric, metric))
+    axes[0][-1].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, y=1.03)
+    return _save(fig, path)
+
+
+def n_star_vs_d(table: pd.DataFrame, path: str | Path, p: int, exponents: dict[str, float] | None = None,
+                title: str = "") -> list[Path]:
+    """``n*`` against ``d`` (log-log) per method with its fitted slope; dashed references ``d^2`` and ``d^p``.
+
+    Methods that never reach the threshold at some ``d`` are drawn at the top of the axis as open markers.
+    """
+    fig, ax = plt.subplots(figsize=(5, 4))
+    finite = table[np.isfinite(table["n_star"])]
+    all_d = np.asarray(sorted(table["d"].unique()), float)
+    top = (table["n_max"].max() if len(table) else 1) * 1.5
+    for i, (method, sub) in enumerate(table.groupby("method")):
+        sub = sub.sort_values("d")
+        color = f"C{i}"
+        ok = np.isfinite(sub["n_star"])
+        slope = (exponents or {}).get(method, math.nan)
+        label = LABELS.get(method, method) + (f" (slope {slope:.2f})" if math.isfinite(slope) else "")
+        if ok.any():
+            ax.plot(sub["d"][ok], sub["n_star"][ok], "o-", color=color, label=label)
+        if (~ok).any():
+            ax.plot(sub["d"][~ok], np.full((~ok).sum(), top), "^", mfc="none", color=color,
+                    label=f"{LABELS.get(method, method)}: not reached by n = max")
+    anchor = finite["n_star"].min() if len(finite) else 1.0
+    d0 = all_d[0] if len(all_d) else 1.0
+    for power, style in ((2, "--"), (p, ":")):
+        ax.plot(all_d, anchor * (all_d / d0) ** power, style, color="gray", lw=1, label=f"d^{power}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(all_d, [f"{int(d)}" for d in all_d])
+    ax.minorticks_off()
+    ax.set_xlabel("d")
+    ax.set_ylabel("n* (samples to reach the threshold)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def alignment_vs_scaled_n(df: pd.DataFrame, path: str | Path, title: str = "") -> list[Path]:
+    """Alignment ``||W U^T||^2 / ||W||^2`` against ``n / d^2`` for each ``d`` (seed bands), with ``r/d`` marks."""
+    df = df.assign(n_over_d2=df["n"] / df["d"] ** 2)
+    curves = error_curves(df, "alignment", by=("d", "n_over_d2"))
+    colors = _colors(curves["d"].unique())
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for d, sub in curves.groupby("d"):
+        sub = sub.sort_values("n_over_d2")
+        std = sub["std"].fillna(0.0)
+        ax.plot(sub["n_over_d2"], sub["mean"], "o-", color=colors[d], label=f"d = {d}", ms=3)
+        ax.fill_between(sub["n_over_d2"], sub["mean"] - std, sub["mean"] + std, color=colors[d], alpha=0.2, lw=0)
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("n / d^2")
+    ax.set_ylabel("alignment of W_1 with span(U)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def transfer_curves(df: pd.DataFrame, path: str | Path, threshold: float | None = None, title: str = "") -> list[Path]:
+    """Target-task error against the number of target samples ``N``: one panel per method, lines per ``d``."""
+    return error_vs_n(df, path, threshold=threshold, title=title or "transfer: error on the new head")

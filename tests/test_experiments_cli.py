@@ -1,0 +1,146 @@
+"""Experiments, analysis and the command line: tiny end-to-end runs, n* and exponents, bad input -> exit 2."""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reprjax import cli, sweep
+from reprjax.experiments import EXPERIMENTS, analysis, base
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "sample-complexity": dict(dims=[6, 8], n_over_d2=[1.0, 4.0], width=16, seeds=2, n_test=256, kernel_n_max=256,
+                              bootstrap=50, methods=["algorithm1", "entk"]),
+    "transfer": dict(dims=[6, 8], N=[32, 64], width=16, seeds=2, n_test=256, source_n_over_d2=4, bootstrap=50),
+    "alignment": dict(dims=[6], n_over_d2=[1.0, 4.0], width=16, seeds=2, n_test=256),
+    "information-exponent": dict(dims=[6], exponents=[2, 3], n_over_d2=[4.0], width=16, seeds=2, n_test=256,
+                                 include_giant_step=False),
+    "spiked-covariance": dict(dims=[6], betas=["iso", 0.5], n_over_d2=[2.0], width=16, seeds=2, n_test=256,
+                              kernel_n_max=128),
+}
+
+
+def _toml(values: dict) -> str:
+    def fmt(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return f'"{v}"'
+        if isinstance(v, list):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
+        return repr(v)
+
+    return "".join(f"{k} = {fmt(v)}\n" for k, v in values.items())
+
+
+# ------------------------------------------------------------------------------------------------ analysis
+def test_crossing_interpolates_in_log_log_and_reports_never():
+    ns = np.array([100, 200, 400, 800])
+    errs = 0.8 * (ns / 100.0) ** -1.0  # a power law: exact under log-log interpolation
+    assert math.isclose(analysis.crossing(ns, errs, 0.25), 100 * 0.8 / 0.25, rel_tol=1e-9)
+    assert math.isnan(analysis.crossing(ns, errs, 0.01))
+    assert analysis.crossing(ns, errs, 0.9) == 100.0
+
+
+def test_exponent_and_bootstrap_recover_a_known_power_law():
+    rng = np.random.default_rng(0)
+    rows = []
+    for d in (8, 16, 32):
+        for n in [int(c * d**2) for c in (0.5, 1, 2, 4, 8, 16)]:
+            for seed in range(4):
+                err = min(1.0, 2.0 * d**2 / n) * math.exp(0.05 * rng.standard_normal())
+                rows.append(dict(method="m", target="t", d=d, n=n, seed=seed, test_nmse=err, status="ok"))
+    df = pd.DataFrame(rows)
+    out = analysis.bootstrap_exponent(df, "m", threshold=0.25, n_boot=200)
+    assert abs(out["exponent"] - 2.0) < 0.1
+    assert out["low"] <= 2.0 <= out["high"] and out["unresolved"] == 0.0
+
+
+def test_failed_runs_are_not_averaged():
+    df = pd.DataFrame([dict(method="m", target="t", d=8, n=10, seed=0, test_nmse=0.5, status="ok"),
+                       dict(method="m", target="t", d=8, n=10, seed=1, test_nmse=float("nan"), status="failed")])
+    curves = analysis.error_curves(df)
+    assert curves["mean"].iloc[0] == 0.5 and curves["count"].iloc[0] == 1
+
+
+# ------------------------------------------------------------------------------------------------ experiments
+@pytest.mark.parametrize("name", list(TINY))
+def test_each_experiment_runs_end_to_end_through_the_cli(name, tmp_path, capsys):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(_toml(TINY[name]))
+    out = tmp_path / "out"
+    assert cli.main(["run", name, "--config", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "figures:" in text and (out / "report.txt").exists()
+    assert list(out.glob("*.png")) and list(out.glob("*.pdf"))
+    df = sweep.load_results(out)
+    assert len(df) == len(EXPERIMENTS[name].grid(base.config_from_dict(EXPERIMENTS[name].Config, TINY[name])).runs())
+    # resuming does no work and `plot` redraws from disk
+    assert cli.main(["run", name, "--config", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    assert "0 groups run" in capsys.readouterr().out
+    assert cli.main(["plot", str(out)]) == 0
+
+
+def test_example_configs_are_valid():
+    examples = sorted((REPO / "examples").glob("*.toml"))
+    assert {p.stem.replace("_", "-") for p in examples} >= set(EXPERIMENTS)
+    for path in examples:
+        module = EXPERIMENTS[path.stem.replace("_", "-")]
+        config = base.config_from_dict(module.Config, base.load_toml(path))
+        assert module.grid(config).runs()
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def _run_cli(args, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "reprjax.cli", *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_unknown_experiment_exits_2_with_one_line_and_writes_nothing(tmp_path):
+    code, _, err = _run_cli(["run", "no-such-thing", "--out", "out"], tmp_path)
+    assert code == 2 and "unknown experiment" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_malformed_toml_exits_2(tmp_path):
+    (tmp_path / "bad.toml").write_text("dims = [16, 32\nseeds = \n")
+    code, _, err = _run_cli(["run", "sample-complexity", "--config", "bad.toml", "--out", "out"], tmp_path)
+    assert code == 2 and "malformed TOML" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("body,message", [("dims = [4, 8]\nr = 6\n", "r = 6 exceeds d"),
+                                          ("seeds = 0\n", "seeds must be"),
+                                          ("widht = 64\n", "unknown key"),
+                                          ("methods = [\"svm\"]\n", "methods must be")])
+def test_impossible_grid_exits_2_and_writes_nothing(tmp_path, body, message):
+    (tmp_path / "c.toml").write_text(body)
+    code, _, err = _run_cli(["run", "sample-complexity", "--config", "c.toml", "--out", "out"], tmp_path)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_results_of_another_configuration_are_not_overwritten(tmp_path, capsys):
+    cfg = tmp_path / "a.toml"
+    cfg.write_text(_toml(TINY["alignment"]))
+    out = tmp_path / "out"
+    assert cli.main(["run", "alignment", "--config", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    before = (out / sweep.RESULTS_FILE).read_text()
+    assert cli.main(["run", "alignment", "--config", str(cfg), "--out", str(out), "--seeds", "3",
+                     "--no-progress"]) == 2
+    assert "different configuration" in capsys.readouterr().err
+    assert (out / sweep.RESULTS_FILE).read_text() == before
+
+
+def test_help_for_every_command():
+    for args in (["--help"], ["demo", "--help"], ["run", "--help"], ["plot", "--help"], ["bench", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(args)
+        assert exit_info.value.code == 0

@@ -1,0 +1,167 @@
+"""Sweep engine: grouping and masking, resuming after SIGKILL, vmapped/sharded = loop, failures recorded."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reprjax import sweep
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS = ["test_nmse", "test_mae", "val_mse", "lam"]
+
+
+def small_grid(**overrides) -> sweep.Grid:
+    kwargs = dict(methods=("algorithm1", "random_features"), dims=(6,), n=(96, 160), widths=(16,), seeds=2,
+                  hyper=(("n_test", (256,)),))
+    kwargs.update(overrides)
+    return sweep.Grid(**kwargs)
+
+
+def _table(df: pd.DataFrame) -> pd.DataFrame:
+    keys = ["method", "target", "d", "n", "width", "seed"]
+    return df.sort_values(keys).reset_index(drop=True)[keys + METRICS + ["status"]]
+
+
+def test_grid_expands_full_product_and_groups_by_static_structure():
+    grid = small_grid(hyper=(("n_test", (256,)), ("eta_scale", (0.5, 1.0)), ("preprocess", (True, False))))
+    runs = grid.runs()
+    assert len(runs) == 2 * 2 * 2 * 2 * 2  # methods x n x eta x preprocess x seeds
+    groups = sweep.make_groups(grid)
+    # eta_scale is a leaf (vmapped inside a group); preprocess and n are static (split groups)
+    assert len(groups) == 2 * 2 * 2
+    assert all(g.size == 4 for g in groups)
+    masked = sweep.make_groups(grid, mask_samples=True)
+    assert len(masked) == 2 * 2 and all(g.size == 8 for g in masked)
+    assert {c.n for g in masked for c in g.configs} == {160}
+    assert sorted({int(c.n_active) for g in masked for c in g.configs}) == [96, 160]
+
+
+def test_masked_groups_share_one_program_and_match_unmasked(tmp_path):
+    grid = small_grid(methods=("algorithm1",), n=(64, 96, 160))
+    plain = sweep.run_sweep(grid, tmp_path / "plain", execution="loop", progress=False)
+    masked = sweep.run_sweep(grid, tmp_path / "masked", execution="loop", mask_samples=True, progress=False)
+    assert plain.programs_compiled == 3 and masked.programs_compiled == 1
+    a, b = _table(sweep.load_results(tmp_path / "plain")), _table(sweep.load_results(tmp_path / "masked"))
+    np.testing.assert_allclose(a[METRICS].values, b[METRICS].values, rtol=2e-3, atol=1e-5)
+
+
+_KILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from test_sweep import small_grid
+    from reprjax import sweep
+    calls = []
+    def slow(group):
+        calls.append(group)
+        if len(calls) > 1:
+            time.sleep(30)  # the parent kills us here, after the first group is on disk
+    sweep.run_sweep(small_grid(), {out!r}, execution="loop", progress=False, on_group=slow)
+""")
+
+
+def test_sweep_killed_midway_resumes_to_the_same_table(tmp_path):
+    out = tmp_path / "killed"
+    script = _KILL_SCRIPT.format(tests=str(REPO / "tests"), out=str(out))
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    results = out / sweep.RESULTS_FILE
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if results.exists() and len(sweep.load_results(out)) >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the sweep finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = sweep.load_results(out)
+    assert 0 < len(partial) < len(small_grid().runs())
+    # a write cut mid-line by the kill is ignored too
+    with open(results, "a") as fh:
+        fh.write('{"method": "algorithm1", "group_id": "cut')
+    report = sweep.run_sweep(small_grid(), out, execution="loop", progress=False)
+    assert report.groups_skipped >= 1 and report.groups_run >= 1
+    fresh = tmp_path / "fresh"
+    sweep.run_sweep(small_grid(), fresh, execution="loop", progress=False)
+    pd.testing.assert_frame_equal(_table(sweep.load_results(out)), _table(sweep.load_results(fresh)))
+    # and a third run does nothing
+    again = sweep.run_sweep(small_grid(), out, execution="loop", progress=False)
+    assert again.groups_run == 0
+
+
+_SHARDED_SCRIPT = textwrap.dedent("""
+    import os, sys
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    import jax
+    assert len(jax.devices()) == 4, jax.devices()
+    sys.path.insert(0, {tests!r})
+    from test_sweep import small_grid
+    from reprjax import sweep
+    for mode in ("vmap", "sharded"):
+        rep = sweep.run_sweep(small_grid(seeds=3), {out!r} + "/" + mode, execution=mode, progress=False)
+        print(mode, rep.device, rep.execution)
+""")
+
+
+def test_vmapped_and_sharded_sweeps_give_the_rows_of_a_sequential_loop(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    script = _SHARDED_SCRIPT.format(tests=str(REPO / "tests"), out=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "sharded cpu:cpu x4 sharded" in done.stdout
+    sweep.run_sweep(small_grid(seeds=3), tmp_path / "loop", execution="loop", progress=False)
+    loop = _table(sweep.load_results(tmp_path / "loop"))
+    for mode in ("vmap", "sharded"):
+        other = _table(sweep.load_results(tmp_path / mode))
+        assert len(other) == len(loop) == 12  # 3 seeds: padded to 4 devices, the padding dropped
+        pd.testing.assert_frame_equal(loop[["method", "n", "seed", "status"]], other[["method", "n", "seed", "status"]])
+        np.testing.assert_allclose(loop[METRICS].values, other[METRICS].values, rtol=2e-3, atol=1e-5)
+
+
+def test_failing_group_is_recorded_and_the_sweep_goes_on(tmp_path):
+    # transfer needs a (source, target) pair: its group raises; eta_scale = 1e38 diverges to NaN
+    grid = sweep.Grid(methods=("transfer", "algorithm1"), dims=(6,), n=(96,), widths=(16,), seeds=2,
+                      hyper=(("n_test", (256,)), ("eta_scale", (1.0, 1e38))))
+    report = sweep.run_sweep(grid, tmp_path, execution="loop", progress=False)
+    df = sweep.load_results(tmp_path)
+    assert len(df) == len(grid.runs()) == 8
+    raised = df[df["method"] == "transfer"]
+    assert (raised["status"] == "failed").all() and raised["error"].str.contains("pair").all()
+    alg = df[df["method"] == "algorithm1"]
+    assert (alg[alg["eta_scale"] == 1.0]["status"] == "ok").all()
+    diverged = alg[alg["eta_scale"] == 1e38]
+    assert (diverged["status"] == "failed").all() and (diverged["error"] == "NaN/inf outcome").all()
+    assert report.groups_failed == 2
+    # failed groups count as done unless asked to retry
+    assert sweep.run_sweep(grid, tmp_path, execution="loop", progress=False).groups_run == 0
+    assert sweep.run_sweep(grid, tmp_path, execution="loop", progress=False, retry_failed=True).groups_run == 2
+
+
+def test_results_directory_of_another_configuration_is_never_overwritten_silently(tmp_path):
+    sweep.run_sweep(small_grid(methods=("algorithm1",), n=(96,)), tmp_path, progress=False)
+    before = (tmp_path / sweep.RESULTS_FILE).read_text()
+    with pytest.raises(sweep.ConfigurationMismatch, match="different configuration"):
+        sweep.run_sweep(small_grid(methods=("algorithm1",), n=(160,)), tmp_path, progress=False)
+    assert (tmp_path / sweep.RESULTS_FILE).read_text() == before
+    sweep.run_sweep(small_grid(methods=("algorithm1",), n=(160,)), tmp_path, progress=False, overwrite=True)
+    assert set(sweep.load_results(tmp_path)["n"]) == {160}
+    manifest = json.loads((tmp_path / sweep.MANIFEST_FILE).read_text())
+    assert manifest["n_runs"] == 2
+
+
+def test_bad_grid_raises_before_writing(tmp_path):
+    with pytest.raises(ValueError, match="method must be one of"):
+        sweep.run_sweep(small_grid(methods=("svm",)), tmp_path / "a", progress=False)
+    with pytest.raises(ValueError, match="r must be in"):
+        sweep.run_sweep(small_grid(targets=(sweep.TargetSpec.of("paper", r=8),)), tmp_path / "b", progress=False)
+    with pytest.raises(ValueError, match="execution"):
+        sweep.Runner(small_grid(), execution="threads")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
