@@ -39,9 +39,15 @@ DEFAULT_LAMBDAS: tuple[float, ...] = tuple(float(v) for v in np.geomspace(1e-6, 
 SOLVERS = ("auto", "eigh", "cholesky")
 
 #: ``solver="auto"`` factorises once per strength (Cholesky) for grids of at most this many strengths, else takes one
-#: eigendecomposition.  Measured on 2 CPU cores (float64): an eigh costs 8-10 Choleskys at k = 1024 and 2048, about
-#: 19 at k = 6554 (kernel ridge), so Cholesky wins below ~9 strengths at every size we run.
-CHOLESKY_MAX_STRENGTHS = 8
+#: eigendecomposition.  Measured on 2 CPU cores (float64): an eigh costs 8-10 Choleskys at k = 1024 and 2048 and
+#: about 19 at k = 6554 (kernel ridge), so the limit is 8 strengths up to k = 2048 and 16 above.
+CHOLESKY_MAX_STRENGTHS = {2048: 8, None: 16}
+
+
+def pick_solver(k: int, strengths: int) -> str:
+    """``cholesky`` or ``eigh`` for ``strengths`` systems of size ``k``, by the measured costs above."""
+    limit = CHOLESKY_MAX_STRENGTHS[2048] if k <= 2048 else CHOLESKY_MAX_STRENGTHS[None]
+    return "cholesky" if strengths <= limit else "eigh"
 PRECISIONS = ("float64", "float32")
 
 
@@ -95,11 +101,11 @@ def solve_psd_path(
     """``(gram + shift_l I)^{-1} rhs`` for every shift, from one eigendecomposition or one Cholesky per shift.
 
     ``eigh`` costs about ``9 k^3`` FLOPs once, then ``O(k^2)`` per shift; ``cholesky`` costs ``k^3 / 3`` per shift;
-    ``auto`` picks Cholesky for at most :data:`CHOLESKY_MAX_STRENGTHS` shifts.  Returns float32.
+    ``auto`` follows :func:`pick_solver`.  Returns float32.
     """
     _validate.check_choice("solver", solver, SOLVERS)
     if solver == "auto":
-        solver = "cholesky" if shifts.shape[0] <= CHOLESKY_MAX_STRENGTHS else "eigh"
+        solver = pick_solver(gram.shape[0], shifts.shape[0])
     with _precision_scope(precision):
         dt = _solve_dtype(precision)
         g = gram.astype(dt)
@@ -156,7 +162,7 @@ def ridge_path(
       sample_weight: optional 0/1 mask of the samples to use.
       form: ``primal`` (``m x m`` system, for ``n > m``), ``dual`` (``n x n``), or ``auto`` (the smaller).
       solver: ``eigh`` (one eigendecomposition for the grid), ``cholesky`` (one factorisation per strength) or
-        ``auto`` (Cholesky for short grids, see :data:`CHOLESKY_MAX_STRENGTHS`).
+        ``auto`` (Cholesky for short grids, see :func:`pick_solver`).
       precision: ``float64`` (factorisation in float64, the default) or ``float32``.
     """
     _validate.check_choice("form", form, ("auto", "primal", "dual"))

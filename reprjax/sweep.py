@@ -8,9 +8,10 @@ leaf) so that several ``n`` share one program.  The first ``n`` samples of a lar
 a draw of size ``n`` (jax's partitionable threefry), so masking changes no data.
 
 Execution paths for a group (``execution``): ``loop`` (one jitted run per member, a Python loop), ``vmap`` (one
-jitted ``vmap`` over members) and ``sharded`` (the same ``vmap`` with its inputs placed by a ``NamedSharding`` over
-a ``("runs",)`` mesh of all devices, padded to a multiple of the device count); ``auto`` picks per backend the path
-``benchmarks/bench_sweep.py`` measured fastest (see :data:`AUTO_EXECUTION`).  Many hosts: call
+jitted ``vmap`` over members) and ``sharded`` (members split over a ``("runs",)`` mesh of all devices by
+``jax.shard_map`` with inputs placed by a ``NamedSharding``, padded to a multiple of the device count; each device
+runs its members with ``vmap`` on accelerators and with ``lax.map`` on CPU -- see :func:`sharded_program`);
+``auto`` picks per backend the path the benchmark harness measured fastest (see :data:`AUTO_EXECUTION`).  Many hosts: call
 ``jax.distributed.initialize()`` first (``reprjax run --distributed``); every process runs the same groups in the
 same order (SPMD), the mesh spans all global devices, inputs are built with ``jax.make_array_from_callback`` and
 only process 0 writes results.
@@ -227,6 +228,28 @@ class CompileCounter:
             cls._registered = True
 
 
+def sharded_program(fn: Callable[..., Any], mesh: jax.sharding.Mesh) -> Callable[..., Any]:
+    """``fn`` over a leading axis of runs split across ``mesh``'s ``runs`` axis, jitted.
+
+    Per device, the runs are vmapped on accelerators and looped with ``lax.map`` on CPU.  Why not vmap on CPU:
+    jaxlib's batched LAPACK kernels (Cholesky, eigh) fan their batch out onto XLA's intra-op thread pool and block
+    until it is done; when several host devices execute at once they hold that pool's threads and the batch never
+    runs.  Reproduced with 4 forced host devices on 2 cores: a vmapped Cholesky inside a loop hung in about half of
+    the runs (gdb: ``lapack_spotrf_ffi`` -> ``ParallelBatchMap`` waiting on a ``BlockingCounter`` in every device
+    thread); the ``lax.map`` form never hung in the same trials, and on CPU a batched factorisation runs one matrix
+    at a time anyway.
+    """
+    spec = PartitionSpec("runs")
+    if mesh.devices.flat[0].platform == "cpu":
+        def per_device(*args: Any) -> Any:
+            return jax.lax.map(lambda xs: fn(*xs), args)
+    else:
+        per_device = jax.vmap(fn)
+    # check_vma=False: loops inside the runs carry constants (e.g. zeros) into per-device values; every value is
+    # per-device here, nothing is replicated or reduced across the mesh
+    return jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False))
+
+
 def _stack(trees: Sequence[Any]) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
 
@@ -254,11 +277,13 @@ class Runner:
         self._cache_start: dict[tuple[str, str], int] = {}
         CompileCounter.install()
 
-    def _program(self, method: Method, batched: bool) -> Callable[..., Any]:
-        key = (method.name, "batched" if batched else "single")
+    def _program(self, method: Method, mode: str) -> Callable[..., Any]:
+        key = (method.name, mode)
         if key not in self._programs:
-            fn = jax.vmap(method.run, in_axes=(0, 0, 0)) if batched else method.run
-            program = jax.jit(fn)
+            if mode == "sharded":
+                program = sharded_program(method.run, self.mesh)
+            else:
+                program = jax.jit(jax.vmap(method.run) if mode == "vmap" else method.run)
             # jit's cache is shared by every wrapper of the same function: count from its size now
             self._programs[key] = program
             self._cache_start[key] = program._cache_size()
@@ -286,9 +311,9 @@ class Runner:
         """Metrics of every run of the group, stacked along a leading axis of length ``group.size``."""
         keys, targets = self.inputs(group)
         if self.execution == "loop":
-            single = self._program(group.method, batched=False)
+            single = self._program(group.method, "loop")
             return _stack([single(k, t, c) for k, t, c in zip(keys, targets, group.configs)])
-        program = self._program(group.method, batched=True)
+        program = self._program(group.method, self.execution)
         args = (jnp.stack(keys), _stack(targets), _stack(group.configs))
         if self.execution == "vmap":
             return program(*args)

@@ -105,7 +105,7 @@ _SHARDED_SCRIPT = textwrap.dedent("""
     from test_sweep import small_grid
     from reprjax import sweep
     for mode in ("vmap", "sharded"):
-        rep = sweep.run_sweep(small_grid(seeds=3), {out!r} + "/" + mode, execution=mode, progress=False)
+        rep = sweep.run_sweep(small_grid(seeds=6), {out!r} + "/" + mode, execution=mode, progress=False)
         print(mode, rep.device, rep.execution)
 """)
 
@@ -117,11 +117,11 @@ def test_vmapped_and_sharded_sweeps_give_the_rows_of_a_sequential_loop(tmp_path)
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "sharded cpu:cpu x4 sharded" in done.stdout
-    sweep.run_sweep(small_grid(seeds=3), tmp_path / "loop", execution="loop", progress=False)
+    sweep.run_sweep(small_grid(seeds=6), tmp_path / "loop", execution="loop", progress=False)
     loop = _table(sweep.load_results(tmp_path / "loop"))
     for mode in ("vmap", "sharded"):
         other = _table(sweep.load_results(tmp_path / mode))
-        assert len(other) == len(loop) == 12  # 3 seeds: padded to 4 devices, the padding dropped
+        assert len(other) == len(loop) == 24  # 6 seeds per group: 2 per device after padding to 8, padding dropped
         pd.testing.assert_frame_equal(loop[["method", "n", "seed", "status"]], other[["method", "n", "seed", "status"]])
         np.testing.assert_allclose(loop[METRICS].values, other[METRICS].values, rtol=2e-3, atol=1e-5)
 

@@ -1,0 +1,12 @@
+"""The benchmark harness as plain Python: ``python benchmarks/run.py [--only NAME ...] [--quick]``.
+
+Same as ``reprjax bench``; see :mod:`reprjax.benchmarking` for what is measured and :mod:`reprjax.bench_suite`
+for the benchmarks and their FLOP counts.
+"""
+
+import sys
+
+from reprjax.benchmarking import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
