@@ -24,25 +24,20 @@ import json
 import os
 import platform
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 
 from reprjax import kernels, network
 from reprjax.bench_suite import bench_kernel_ridge
+from reprjax.benchmarking import time_call
 from reprjax.bench_suite import entk_closed_flops as closed_form_flops
 from reprjax.bench_suite import entk_generic_flops as generic_flops
 
 
 def timeit(fn, *args, repeats: int = 5) -> tuple[float, list[float]]:
-    """Median wall time of ``fn(*args)`` after one warm-up call."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
+    """Median wall time of ``fn(*args)`` after one warm-up call (the harness's ``time_call``)."""
+    times = time_call(fn, *args, repeats=repeats)
     return statistics.median(times), times
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -44,26 +45,34 @@ def _colors(values) -> dict:
     return {v: cmap(0.1 + 0.75 * i / max(1, len(values) - 1)) for i, v in enumerate(values)}
 
 
+def _band(ax: plt.Axes, sub: pd.DataFrame, x: str, color: Any, label: str, floor: float | None = None) -> None:
+    """Mean line and a mean +- std band of an ``error_curves`` table."""
+    sub = sub.sort_values(x)
+    std = sub["std"].fillna(0.0)
+    low = sub["mean"] - std
+    ax.plot(sub[x], sub["mean"], "o-", color=color, label=label, ms=3)
+    ax.fill_between(sub[x], low if floor is None else low.clip(lower=floor), sub["mean"] + std, color=color,
+                    alpha=0.2, lw=0)
+
+
 def error_vs_n(df: pd.DataFrame, path: str | Path, metric: str = "test_nmse", threshold: float | None = None,
-               x: str = "n", title: str = "") -> list[Path]:
+               x: str = "n", title: str = "", labels: dict[str, str] | None = None,
+               xlabel: str | None = None) -> list[Path]:
     """One panel per method: mean error against ``x`` (log axis) per ``d``, band = mean +- std over seeds."""
+    labels = {**LABELS, **(labels or {})}
     curves = error_curves(df, metric, by=("method", "d", x))
     methods = list(dict.fromkeys(curves["method"]))
     colors = _colors(curves["d"].unique())
     fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.4), squeeze=False, sharey=True)
     for ax, method in zip(axes[0], methods):
         for d, sub in curves[curves["method"] == method].groupby("d"):
-            sub = sub.sort_values(x)
-            std = sub["std"].fillna(0.0)
-            ax.plot(sub[x], sub["mean"], "o-", color=colors[d], label=f"d = {d}", ms=3)
-            ax.fill_between(sub[x], (sub["mean"] - std).clip(lower=1e-4), sub["mean"] + std, color=colors[d],
-                            alpha=0.2, lw=0)
+            _band(ax, sub, x, colors[d], f"d = {d}", floor=1e-4)
         if threshold is not None:
             ax.axhline(threshold, color="k", ls=":", lw=1, label=f"threshold {threshold:g}")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_title(LABELS.get(method, method))
-        ax.set_xlabel("n" if x == "n" else x)
+        ax.set_title(labels.get(method, method))
+        ax.set_xlabel(xlabel or x)
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel({"test_nmse": "normalised test MSE", "test_mae": "test absolute error"}.get(metric, metric))
     axes[0][-1].legend(fontsize=8)
@@ -111,16 +120,13 @@ def n_star_vs_d(table: pd.DataFrame, path: str | Path, p: int, exponents: dict[s
 
 
 def alignment_vs_scaled_n(df: pd.DataFrame, path: str | Path, title: str = "") -> list[Path]:
-    """Alignment ``||W U^T||^2 / ||W||^2`` against ``n / d^2`` for each ``d`` (seed bands), with ``r/d`` marks."""
+    """Alignment ``||W U^T||^2 / ||W||^2`` against ``n / d^2`` for each ``d`` (seed bands)."""
     df = df.assign(n_over_d2=df["n"] / df["d"] ** 2)
     curves = error_curves(df, "alignment", by=("d", "n_over_d2"))
     colors = _colors(curves["d"].unique())
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for d, sub in curves.groupby("d"):
-        sub = sub.sort_values("n_over_d2")
-        std = sub["std"].fillna(0.0)
-        ax.plot(sub["n_over_d2"], sub["mean"], "o-", color=colors[d], label=f"d = {d}", ms=3)
-        ax.fill_between(sub["n_over_d2"], sub["mean"] - std, sub["mean"] + std, color=colors[d], alpha=0.2, lw=0)
+        _band(ax, sub, "n_over_d2", colors[d], f"d = {d}")
     ax.set_xscale("log")
     ax.set_ylim(0, 1)
     ax.set_xlabel("n / d^2")
@@ -134,4 +140,5 @@ def alignment_vs_scaled_n(df: pd.DataFrame, path: str | Path, title: str = "") -
 
 def transfer_curves(df: pd.DataFrame, path: str | Path, threshold: float | None = None, title: str = "") -> list[Path]:
     """Target-task error against the number of target samples ``N``: one panel per method, lines per ``d``."""
-    return error_vs_n(df, path, threshold=threshold, title=title or "transfer: error on the new head")
+    return error_vs_n(df, path, threshold=threshold, title=title or "transfer: error on the new head",
+                      labels={"algorithm1": "Algorithm 1 from scratch"}, xlabel="N (samples of the new head)")

@@ -30,7 +30,7 @@ class Config:
     p: int = 4
     cross_terms: bool = False
     n_over_d2: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
-    methods: tuple[str, ...] = ("algorithm1", "entk")
+    methods: tuple[str, ...] = ("algorithm1", "entk", "ntk_infinite", "random_features")
     width: int = 1024
     seeds: int = 3
     threshold: float = 0.25
