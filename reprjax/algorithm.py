@@ -92,7 +92,7 @@ class Algorithm1Config:
     chunk: int = struct.field(pytree_node=False, default=16384)
     solver: str = struct.field(pytree_node=False, default="auto")
     form: str = struct.field(pytree_node=False, default="auto")
-    precision: str = struct.field(pytree_node=False, default="float64")
+    precision: str = struct.field(pytree_node=False, default="refined")
     n_active: int | None = None
 
     def __post_init__(self) -> None:

@@ -111,7 +111,7 @@ def bench_ridge(roofline: dict[str, Any], quick: bool, repeats: int) -> list[Row
         with PeakMemory() as mem:
             times = time_call(solve, G, c, repeats=repeats)
         rows.append(result(f"ridge_solve_{solver}_10_strengths", times, solve_flops(m, 10, solver), roofline, mem,
-                           m=m, notes="float64 factorisation (ridge.py docstring)"))
+                           m=m, notes="precision refined (ridge.py docstring)"))
     return rows
 
 
@@ -201,51 +201,51 @@ _FORCED_DEVICES = textwrap.dedent("""
 
 
 def bench_sweep(roofline: dict[str, Any], quick: bool, repeats: int) -> list[Row]:
+    """Small configurations per second: a loop of jitted runs, vmap, 4 forced host devices, and the engine."""
+    import tempfile
+
     from reprjax import sweep
 
     batch = 16 if quick else 64
     target = targets.paper_target(jax.random.key(0), SMALL["d"])
     keys = jax.random.split(jax.random.key(1), batch)
     rows = []
-    for solver in ("eigh", "cholesky"):
-        cfg = _small_config(solver)
+
+    def row(name: str, times: list[float], solver: str, mem: PeakMemory | None, extra: str = "") -> Row:
         flops = one_step_flops(SMALL["n"], SMALL["d"], SMALL["m"], SMALL["strengths"], solver=solver)
+        rate = batch / statistics.median(times)
+        issue = flops["issue_convention"] * rate / 1e9
+        return result(name, times, flops["performed"] * batch, roofline, mem, configs_per_s=rate, batch=batch,
+                      issue_convention_fraction=issue / roofline["gflops"],
+                      notes=f"{rate:.0f} configs/s; issue-convention FLOPs {issue:.1f} GFLOP/s "
+                            f"({issue / roofline['gflops']:.0%}){extra}")
+
+    for solver, precision in (("auto", "refined"), ("eigh", "refined"), ("eigh", "float64"), ("cholesky", "float32")):
+        cfg = _small_config(solver).replace(precision=precision)
         single = jax.jit(algorithm.train_one_step)
         batched = jax.jit(jax.vmap(algorithm.train_one_step, in_axes=(0, None, None)))
-
-        def loop(keys):
-            return [single(k, target, cfg) for k in keys]
-
-        for name, fn in (("loop", loop), ("vmap", lambda k: batched(k, target, cfg))):
+        paths = (("vmap", lambda k, c=cfg: batched(k, target, c)),)
+        if solver == "auto":
+            paths = (("loop", lambda ks, c=cfg: [single(k, target, c) for k in ks]),) + paths
+        for name, fn in paths:
             with PeakMemory() as mem:
                 times = time_call(fn, keys, repeats=repeats)
-            rows.append(result(f"sweep_{name}_{solver}", times, flops["performed"] * batch, roofline, mem,
-                               configs_per_s=batch / statistics.median(times), batch=batch,
-                               notes=f"{batch / statistics.median(times):.0f} configs/s; issue-convention FLOPs "
-                                     f"{flops['issue_convention'] * batch / statistics.median(times) / 1e9:.1f} "
-                                     f"GFLOP/s"))
-        forced = run_subprocess(_FORCED_DEVICES.format(solver=solver, batch=batch, repeats=repeats), {})
-        rows.append(result(f"sweep_vmap_4_host_devices_{solver}", forced["times"], flops["performed"] * batch,
-                           roofline, None, configs_per_s=batch / statistics.median(forced["times"]), batch=batch,
-                           notes=f"{batch / statistics.median(forced['times']):.0f} configs/s, "
-                                 f"{forced['devices']} forced host devices (subprocess)"))
-    # the sweep engine's automatic path on the same configurations (targets drawn per seed, rows written)
+            rows.append(row(f"sweep_{name}_{solver}_{precision}", times, solver, mem))
+    forced = run_subprocess(_FORCED_DEVICES.format(solver="auto", batch=batch, repeats=repeats), {})
+    rows.append(row("sweep_4_host_devices_auto_refined", forced["times"], "auto", None,
+                    f"; {forced['devices']} forced host devices, per-device lax.map (subprocess)"))
+    # the sweep engine on the same configurations: targets drawn per seed inside the program, rows written to disk
     grid = sweep.Grid(methods=("algorithm1",), dims=(SMALL["d"],), n=(SMALL["n"],), widths=(SMALL["m"],),
                       seeds=batch, hyper=(("lambdas", (tuple(np.geomspace(1e-6, 1e-1, SMALL["strengths"])),)),
                                           ("n_test", (1,))))
-    import tempfile
-
-    engine_times = []
-    for i in range(max(2, min(repeats, 3))):
+    engine_times, report = [], None
+    for _ in range(max(3, min(repeats, 5)) + 1):
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             report = sweep.run_sweep(grid, tmp, progress=False)
             engine_times.append(time.perf_counter() - t0)
-    flops = one_step_flops(SMALL["n"], SMALL["d"], SMALL["m"], SMALL["strengths"])
-    rows.append(result("sweep_engine_auto", engine_times[1:], flops["performed"] * batch, roofline, None,
-                       configs_per_s=batch / statistics.median(engine_times[1:]), batch=batch,
-                       notes=f"{batch / statistics.median(engine_times[1:]):.0f} configs/s via run_sweep "
-                             f"(execution {report.execution}; includes a 1-sample test evaluation and disk writes)"))
+    rows.append(row("sweep_engine_auto", engine_times[1:], "auto", None,
+                    f"; run_sweep, execution {report.execution}, with a 1-sample test evaluation and disk writes"))
     return rows
 
 

@@ -11,19 +11,28 @@ predictions ``K(x, X) alpha``.
 Scale-free grids: ``lambdas`` are given relative to ``tr(K) / n`` (the mean squared feature norm, equal to
 ``tr(Phi^T W Phi) / n``), so one grid suits features of any scale; the absolute values used are returned.
 
-Precision: the Gram matrix is formed in float32 (the heavy matmul); the eigendecomposition or Cholesky factorisation
-runs in float64 inside a scoped ``jax.enable_x64`` (the library never flips the global flag).  Why: after the first
-step the features live near a low-dimensional subspace and ``Phi^T Phi`` is numerically singular (condition ~1e16),
-so the small eigen-directions dominate the solution at small ``lam``.  Measured at ``n = 8192``, ``m = 1024`` on such
-features (relative prediction error against an all-float64 reference): at ``lam_rel = 1e-6`` float64 factorisation
-6e-5, float32 eigh 6e-3; at ``1e-8``, 1.5e-3 against 9e-2 (tests/test_ridge.py checks the ordering).  The float64
-factorisation costs ``O(m^3)`` (primal) or ``O(n^3)`` (dual), about 30% of the float32 total at that size.
-``precision="float32"`` keeps everything in float32 (eigenvalues floored at 0) where speed matters more.
+Precision: the Gram matrix is formed in float32 (the heavy matmul).  Solving it needs more care: after the first
+step the features live near a low-dimensional subspace and ``Phi^T Phi`` is numerically singular (condition
+~1e16), so the small eigen-directions dominate the solution at small ``lam``.  Three precisions (measured at
+``n = 8192``, ``m = 1024`` on such features, relative prediction error against an exact solve of the same system,
+at ``lam_rel = 1e-6`` / ``1e-5``):
+
+* ``float64``: factorise in float64 inside a scoped ``jax.enable_x64`` (the library never flips the global flag):
+  8e-5 / 8e-6;
+* ``float32``: factorise in float32 (eigenvalues floored at 0): 6e-3 / 8e-4 (eigh), 3e-4 / 3e-5 (Cholesky);
+* ``refined`` (the default): factorise in float32, then :data:`REFINEMENT_STEPS` steps of iterative refinement
+  with float64 residuals, each ``O(L k^2)``; a step is kept only where it lowers the residual.  8e-5 / 8e-6, the
+  float64 answer, at the float32 factorisation's price (on 2 CPU cores a 256 x 256 float64 eigh takes about twice
+  as long as the float32 one).  Below ``lam_rel ~ 1e-7`` no precision helps much: the float32 rounding of the Gram
+  matrix itself (1e-3 there) dominates.
+
+tests/test_ridge_baselines.py checks this ordering.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -39,16 +48,21 @@ DEFAULT_LAMBDAS: tuple[float, ...] = tuple(float(v) for v in np.geomspace(1e-6, 
 SOLVERS = ("auto", "eigh", "cholesky")
 
 #: ``solver="auto"`` factorises once per strength (Cholesky) for grids of at most this many strengths, else takes one
-#: eigendecomposition.  Measured on 2 CPU cores (float64): an eigh costs 8-10 Choleskys at k = 1024 and 2048 and
-#: about 19 at k = 6554 (kernel ridge), so the limit is 8 strengths up to k = 2048 and 16 above.
-CHOLESKY_MAX_STRENGTHS = {2048: 8, None: 16}
+#: eigendecomposition.  Measured on 2 CPU cores in float64 (the default precision), an eigh costs as much as about
+#: 12 Choleskys at k = 256, 512 and 1024, 17 at k = 2048 and 19 at k = 6554 (kernel ridge); the limits sit just
+#: below.  (lax.map over strengths: a vmapped, batched Cholesky was up to 1.8x slower at k >= 512.)
+CHOLESKY_MAX_STRENGTHS = {1024: 11, None: 16}
 
 
 def pick_solver(k: int, strengths: int) -> str:
     """``cholesky`` or ``eigh`` for ``strengths`` systems of size ``k``, by the measured costs above."""
-    limit = CHOLESKY_MAX_STRENGTHS[2048] if k <= 2048 else CHOLESKY_MAX_STRENGTHS[None]
+    limit = CHOLESKY_MAX_STRENGTHS[1024] if k <= 1024 else CHOLESKY_MAX_STRENGTHS[None]
     return "cholesky" if strengths <= limit else "eigh"
-PRECISIONS = ("float64", "float32")
+PRECISIONS = ("refined", "float64", "float32")
+
+#: Steps of iterative refinement for ``precision="refined"`` (measured in tests/test_ridge_baselines.py: the error
+#: against the float64 factorisation falls by about 10x per step at the smallest default strength).
+REFINEMENT_STEPS = 6
 
 
 def check_lambdas(lambdas: tuple[float, ...] | Float[Array, " L"], name: str = "lambdas") -> None:
@@ -63,7 +77,7 @@ def check_lambdas(lambdas: tuple[float, ...] | Float[Array, " L"], name: str = "
 
 def _precision_scope(precision: str):
     _validate.check_choice("precision", precision, PRECISIONS)
-    return jax.enable_x64(True) if precision == "float64" else contextlib.nullcontext()
+    return jax.enable_x64(True) if precision in ("float64", "refined") else contextlib.nullcontext()
 
 
 def _solve_dtype(precision: str):
@@ -91,43 +105,82 @@ class RidgePath:
     lambdas: Float[Array, " L"]
 
 
+def _inverse_eigh(g: Array, s: Array):
+    """From one eigendecomposition of ``g``: ``r (L, k) -> (g + s_l I)^{-1} r_l`` for every shift ``s_l``."""
+    evals, evecs = jnp.linalg.eigh(g)
+    evals = jnp.maximum(evals, 0.0)  # PSD by construction: clip round-off below zero
+    denom = evals[None, :] + s[:, None]
+    # a zero denominator (shift 0 on a null direction) gives the minimum-norm solution
+    inv = jnp.where(denom > 0, 1.0 / jnp.where(denom > 0, denom, 1.0), 0.0)
+    return lambda r: ((r @ evecs) * inv) @ evecs.T
+
+
+def _refine(solve_f32: Callable[[Array], Array], g64: Array, b64: Array, s64: Array, a: Array, steps: int) -> Array:
+    """Iterative refinement: residuals in float64, corrections from the float32 factorisation.
+
+    A correction is kept only where it lowers the residual: when ``shift << eps_32 * ||g||`` the float32
+    factorisation is too poor a preconditioner and plain refinement would diverge (seen with eigh at 1e-8).
+    """
+    def residual(a):
+        return b64 - (a @ g64 + s64[:, None] * a)
+
+    r = residual(a)
+    norm = jnp.linalg.norm(r, axis=1)
+    for _ in range(steps):
+        candidate = a + solve_f32(r.astype(jnp.float32)).astype(jnp.float64)
+        r_new = residual(candidate)
+        norm_new = jnp.linalg.norm(r_new, axis=1)
+        better = (norm_new < norm)[:, None]
+        a, r, norm = jnp.where(better, candidate, a), jnp.where(better, r_new, r), jnp.minimum(norm, norm_new)
+    return a
+
+
 def solve_psd_path(
     gram: Float[Array, "k k"],
     rhs: Float[Array, " k"],
     shifts: Float[Array, " L"],
     solver: str = "auto",
-    precision: str = "float64",
+    precision: str = "refined",
 ) -> Float[Array, "L k"]:
     """``(gram + shift_l I)^{-1} rhs`` for every shift, from one eigendecomposition or one Cholesky per shift.
 
     ``eigh`` costs about ``9 k^3`` FLOPs once, then ``O(k^2)`` per shift; ``cholesky`` costs ``k^3 / 3`` per shift;
-    ``auto`` follows :func:`pick_solver`.  Returns float32.
+    ``auto`` follows :func:`pick_solver`.  ``precision``: ``float64`` factorises in float64; ``float32`` in float32;
+    ``refined`` factorises in float32 and runs :data:`REFINEMENT_STEPS` steps of iterative refinement with float64
+    residuals (``O(L k^2)`` each), reaching the float64 answer at the float32 price (module docstring).  Returns
+    float32.
     """
     _validate.check_choice("solver", solver, SOLVERS)
+    _validate.check_choice("precision", precision, PRECISIONS)
     if solver == "auto":
         solver = pick_solver(gram.shape[0], shifts.shape[0])
+    refine = precision == "refined"
+    factor_precision = "float32" if refine else precision
     with _precision_scope(precision):
-        dt = _solve_dtype(precision)
+        dt = _solve_dtype(factor_precision)
         g = gram.astype(dt)
         g = 0.5 * (g + g.T)
         b = rhs.astype(dt)
         s = shifts.astype(dt)
+        if refine:
+            g64, b64, s64 = (v.astype(jnp.float64) for v in (g, b, s))
         if solver == "eigh":
-            evals, evecs = jnp.linalg.eigh(g)
-            evals = jnp.maximum(evals, 0.0)  # PSD by construction: clip round-off below zero
-            proj = evecs.T @ b
-            denom = evals[:, None] + s[None, :]
-            # a zero denominator (shift 0 on a null direction) gives the minimum-norm solution
-            inv = jnp.where(denom > 0, 1.0 / jnp.where(denom > 0, denom, 1.0), 0.0)
-            coef = (evecs @ (proj[:, None] * inv)).T
+            inverse = _inverse_eigh(g, s)
+            coef = inverse(jnp.broadcast_to(b, (s.shape[0], b.shape[0])))
+            if refine:
+                coef = _refine(inverse, g64, b64, s64, coef.astype(jnp.float64), REFINEMENT_STEPS)
         else:
             eye = jnp.eye(g.shape[0], dtype=dt)
 
-            def one(shift):
-                factor = jax.scipy.linalg.cho_factor(g + shift * eye, lower=True)
-                return jax.scipy.linalg.cho_solve(factor, b)
+            def one(i):
+                factor = jax.scipy.linalg.cho_factor(g + s[i] * eye, lower=True)
+                a = jax.scipy.linalg.cho_solve(factor, b)
+                if refine:
+                    a = _refine(lambda r: jax.scipy.linalg.cho_solve(factor, r[0])[None], g64, b64, s64[i][None],
+                                a.astype(jnp.float64)[None], REFINEMENT_STEPS)[0]
+                return a
 
-            coef = jax.lax.map(one, s)
+            coef = jax.lax.map(one, jnp.arange(s.shape[0]))
         return coef.astype(jnp.float32)
 
 
@@ -137,7 +190,7 @@ def ridge_from_gram(
     n_eff: Float[Array, ""],
     lambdas: tuple[float, ...] | Float[Array, " L"],
     solver: str = "auto",
-    precision: str = "float64",
+    precision: str = "refined",
 ) -> RidgePath:
     """Primal ridge path from ``G = Phi^T W Phi``, ``c = Phi^T W y`` and ``n = sum w`` (e.g. accumulated in chunks)."""
     lam = absolute_lambdas(lambdas, jnp.trace(gram), n_eff)
@@ -151,7 +204,7 @@ def ridge_path(
     sample_weight: Float[Array, " n"] | None = None,
     form: str = "auto",
     solver: str = "auto",
-    precision: str = "float64",
+    precision: str = "refined",
 ) -> RidgePath:
     """Feature ridge for a grid of relative strengths; returns primal coefficients ``(L, m)`` in either form.
 
@@ -163,7 +216,8 @@ def ridge_path(
       form: ``primal`` (``m x m`` system, for ``n > m``), ``dual`` (``n x n``), or ``auto`` (the smaller).
       solver: ``eigh`` (one eigendecomposition for the grid), ``cholesky`` (one factorisation per strength) or
         ``auto`` (Cholesky for short grids, see :func:`pick_solver`).
-      precision: ``float64`` (factorisation in float64, the default) or ``float32``.
+      precision: ``refined`` (float32 factorisation refined to the float64 answer, the default), ``float64`` or
+        ``float32`` (module docstring).
     """
     _validate.check_choice("form", form, ("auto", "primal", "dual"))
     if phi.ndim != 2 or y.shape != phi.shape[:1]:
@@ -189,7 +243,7 @@ def kernel_ridge_path(
     lambdas: tuple[float, ...] | Float[Array, " L"] = DEFAULT_LAMBDAS,
     sample_weight: Float[Array, " n"] | None = None,
     solver: str = "auto",
-    precision: str = "float64",
+    precision: str = "refined",
 ) -> RidgePath:
     """Kernel ridge ``alpha(lam) = (W K W + n lam I)^{-1} W y`` for a grid of relative strengths.
 

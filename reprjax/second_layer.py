@@ -82,7 +82,7 @@ def fit_second_layer(
     gd_steps: int = 1000,
     solver: str = "auto",
     form: str = "auto",
-    precision: str = "float64",
+    precision: str = "refined",
     chunk: int = 8192,
 ) -> HeadFit:
     """Fit ``a`` on ``act(W x + b)`` for every relative ridge strength in ``lambdas``, choose one on validation.

@@ -26,6 +26,7 @@ rows into a pandas DataFrame (incomplete trailing writes are ignored).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -50,10 +51,14 @@ RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "sweep.json"
 EXECUTIONS = ("auto", "loop", "vmap", "sharded")
 
-#: What ``execution="auto"`` runs on each backend (measured by benchmarks/bench_sweep.py; see its docstring).
-#: On CPU the per-run factorisations (eigh / Cholesky) dominate and a batched factorisation runs one matrix at a
-#: time, so vmap buys nothing over a loop of jitted runs while costing memory; on accelerators vmap fills the device.
-AUTO_EXECUTION = {"cpu": "loop", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "tpu": "sharded"}
+#: What ``execution="auto"`` runs on each backend.  Accelerators: ``vmap`` (one device) or ``sharded`` (several),
+#: which fill the device with many small runs.  CPU: measured by ``reprjax bench --only sweep`` on 2 cores (64 small
+#: runs, d = 16, n = 2048, m = 256): ``vmap`` 108-119 configs/s against 91-97 for a loop of jitted runs -- the
+#: per-run factorisations dominate and jaxlib spreads a batch of them over the cores -- while 4 forced host devices
+#: gave 24-34.  ``vmap`` multiplies memory by the group size, so on CPU it is used while the group's estimated
+#: working set stays under :data:`CPU_VMAP_BYTES`, and the loop otherwise.
+AUTO_EXECUTION = {"cpu": "vmap", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "tpu": "vmap"}
+CPU_VMAP_BYTES = 2 * 2**30
 
 TARGETS: dict[str, Callable[..., Any]] = {
     "paper": targets_mod.paper_target,
@@ -270,21 +275,19 @@ class Runner:
             raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
         self.grid = grid
         self.devices = list(devices) if devices is not None else jax.devices()
-        platform = self.devices[0].platform
-        self.execution = AUTO_EXECUTION.get(platform, "vmap") if execution == "auto" else execution
+        self.platform = self.devices[0].platform
+        self.auto = execution == "auto"
+        self.execution = execution
+        self.paths_used: dict[str, int] = {}
         self.mesh = jax.sharding.Mesh(np.asarray(self.devices), ("runs",))
-        self._programs: dict[tuple[str, str], Callable[..., Any]] = {}
-        self._cache_start: dict[tuple[str, str], int] = {}
+        self._programs: dict[tuple[Any, ...], Callable[..., Any]] = {}
+        self._cache_start: dict[tuple[Any, ...], int] = {}
         CompileCounter.install()
 
-    def _program(self, method: Method, mode: str) -> Callable[..., Any]:
-        key = (method.name, mode)
+    def _program(self, group: Group, mode: str) -> Callable[..., Any]:
+        key = (group.method, group.target, group.d, mode, tuple(self.devices) if mode == "sharded" else None)
         if key not in self._programs:
-            if mode == "sharded":
-                program = sharded_program(method.run, self.mesh)
-            else:
-                program = jax.jit(jax.vmap(method.run) if mode == "vmap" else method.run)
-            # jit's cache is shared by every wrapper of the same function: count from its size now
+            program = _compiled_program(*key)
             self._programs[key] = program
             self._cache_start[key] = program._cache_size()
         return self._programs[key]
@@ -293,29 +296,35 @@ class Runner:
         """Programs this runner compiled (new jit cache entries): one per group structure and path."""
         return sum(p._cache_size() - self._cache_start[k] for k, p in self._programs.items())
 
-    def inputs(self, group: Group) -> tuple[list[jax.Array], list[Any]]:
-        keys, targets = [], []
-        for run in group.runs:
-            k = jax.random.key(self.grid.seed_offset + run["seed"])
-            keys.append(jax.random.fold_in(k, 1))
-            built = group.target.build(jax.random.fold_in(k, 0), group.d)
-            if isinstance(built, tuple) and not group.method.needs_pair:
-                built = built[1]  # a (source, target) pair scores single-task methods on its target head
-            elif group.method.needs_pair and not isinstance(built, tuple):
-                raise ValueError(f"method {group.method.name!r} needs a (source, target) pair target such as "
-                                 f"'transfer_pair', got {group.target.name!r}")
-            targets.append(built)
-        return keys, targets
+    def seed_keys(self, group: Group) -> jax.Array:
+        """One key per run: ``jax.random.key(seed_offset + seed)`` (its target and data are drawn from it)."""
+        return jnp.stack([jax.random.key(self.grid.seed_offset + run["seed"]) for run in group.runs])
+
+    def summary(self) -> str:
+        """The execution choice and the paths it took, e.g. ``auto (vmap x12, loop x2)``."""
+        used = ", ".join(f"{k} x{v}" for k, v in sorted(self.paths_used.items()))
+        return f"{self.execution} ({used})" if used else self.execution
+
+    def path(self, group: Group) -> str:
+        """The execution path of ``group`` (``auto`` resolved per backend and group size)."""
+        if not self.auto:
+            return self.execution
+        if self.platform != "cpu":
+            return "sharded" if len(self.devices) > 1 else AUTO_EXECUTION.get(self.platform, "vmap")
+        return AUTO_EXECUTION["cpu"] if _working_set(group) <= CPU_VMAP_BYTES else "loop"
 
     def run_group(self, group: Group) -> Any:
         """Metrics of every run of the group, stacked along a leading axis of length ``group.size``."""
-        keys, targets = self.inputs(group)
-        if self.execution == "loop":
-            single = self._program(group.method, "loop")
-            return _stack([single(k, t, c) for k, t, c in zip(keys, targets, group.configs)])
-        program = self._program(group.method, self.execution)
-        args = (jnp.stack(keys), _stack(targets), _stack(group.configs))
-        if self.execution == "vmap":
+        _check_target_kind(group)
+        keys = self.seed_keys(group)
+        path = self.path(group)
+        self.paths_used[path] = self.paths_used.get(path, 0) + 1
+        if path == "loop":
+            single = self._program(group, "loop")
+            return _stack([single(k, c) for k, c in zip(keys, group.configs)])
+        program = self._program(group, path)
+        args = (keys, _stack(group.configs))
+        if path == "vmap":
             return program(*args)
         n_dev = len(self.devices)
         pad = (-group.size) % n_dev
@@ -332,6 +341,45 @@ class Runner:
 
             out = multihost_utils.process_allgather(out, tiled=True)
         return jax.tree.map(lambda a: a[: group.size], out)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_program(method: Method, target: TargetSpec, d: int, mode: str,
+                      devices: tuple[jax.Device, ...] | None) -> Callable[..., Any]:
+    """The jitted program of one group structure, shared by every sweep of this process (so a second sweep of the
+    same grid reuses the compilations of the first)."""
+    fn = functools.partial(_run_from_seed, method, target, d)
+    if mode == "sharded":
+        return sharded_program(fn, jax.sharding.Mesh(np.asarray(devices), ("runs",)))
+    return jax.jit(jax.vmap(fn) if mode == "vmap" else fn)
+
+
+def _working_set(group: Group) -> float:
+    """Rough bytes a vmapped group holds at once: samples, features and (kernels) Gram matrices, float32."""
+    config = group.configs[0]
+    config = getattr(config, "head", config)  # transfer wraps an Algorithm 1 config
+    n = getattr(config, "n", 0)
+    width = getattr(getattr(config, "network", None), "width", 0)
+    per_run = 4.0 * n * (group.d + 3 * width) + 4.0 * 3 * width * width
+    if group.method.name in ("entk", "ntk_infinite"):
+        per_run += 4.0 * 3 * n * n
+    return per_run * group.size
+
+
+def _run_from_seed(method: Method, target: TargetSpec, d: int, seed_key: jax.Array, config: Any) -> Any:
+    """One run from its seed key, traced into the program: the target from ``fold_in(key, 0)``, the method's
+    streams from ``fold_in(key, 1)`` (so building targets costs nothing outside the compiled program)."""
+    built = target.build(jax.random.fold_in(seed_key, 0), d)
+    if isinstance(built, tuple) and not method.needs_pair:
+        built = built[1]  # a (source, target) pair scores single-task methods on its target head
+    return method.run(jax.random.fold_in(seed_key, 1), built, config)
+
+
+def _check_target_kind(group: Group) -> None:
+    is_pair = isinstance(jax.eval_shape(lambda k: group.target.build(k, group.d), jax.random.key(0)), tuple)
+    if group.method.needs_pair and not is_pair:
+        raise ValueError(f"method {group.method.name!r} needs a (source, target) pair target such as "
+                         f"'transfer_pair', got {group.target.name!r}")
 
 
 def _device_label(devices: Sequence[jax.Device]) -> str:
@@ -518,4 +566,4 @@ def run_sweep(
     return SweepReport(groups_total=len(groups), groups_run=len(todo), groups_skipped=len(groups) - len(todo),
                        groups_failed=n_failed, programs_compiled=runner.programs_compiled(),
                        backend_compiles=CompileCounter.count - compiles0, seconds=time.perf_counter() - start,
-                       execution=runner.execution, device=device)
+                       execution=runner.summary(), device=device)

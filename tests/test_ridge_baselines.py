@@ -70,7 +70,7 @@ def test_kernel_ridge_grid_equals_one_solve_per_strength():
 
 
 def test_auto_solver_follows_the_measured_crossover():
-    assert ridge.pick_solver(1024, 6) == "cholesky" and ridge.pick_solver(1024, 15) == "eigh"
+    assert ridge.pick_solver(1024, 10) == "cholesky" and ridge.pick_solver(1024, 15) == "eigh"
     assert ridge.pick_solver(8192, 10) == "cholesky" and ridge.pick_solver(8192, 40) == "eigh"
 
 

@@ -116,7 +116,7 @@ def test_vmapped_and_sharded_sweeps_give_the_rows_of_a_sequential_loop(tmp_path)
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "sharded cpu:cpu x4 sharded" in done.stdout
+    assert "sharded cpu:cpu x4 sharded (sharded x" in done.stdout
     sweep.run_sweep(small_grid(seeds=6), tmp_path / "loop", execution="loop", progress=False)
     loop = _table(sweep.load_results(tmp_path / "loop"))
     for mode in ("vmap", "sharded"):
