@@ -48,15 +48,18 @@ DEFAULT_LAMBDAS: tuple[float, ...] = tuple(float(v) for v in np.geomspace(1e-6, 
 SOLVERS = ("auto", "eigh", "cholesky")
 
 #: ``solver="auto"`` factorises once per strength (Cholesky) for grids of at most this many strengths, else takes one
-#: eigendecomposition.  Measured on 2 CPU cores in float64 (the default precision), an eigh costs as much as about
-#: 12 Choleskys at k = 256, 512 and 1024, 17 at k = 2048 and 19 at k = 6554 (kernel ridge); the limits sit just
-#: below.  (lax.map over strengths: a vmapped, batched Cholesky was up to 1.8x slower at k >= 512.)
-CHOLESKY_MAX_STRENGTHS = {1024: 11, None: 16}
+#: eigendecomposition; keyed by precision, then by the largest size ``k`` the limit applies to (None: any larger).
+#: Measured on 2 CPU cores: in float64 an eigh costs as much as about 12 Choleskys at k = 256, 512 and 1024, 17 at
+#: 2048 and 19 at 6554; in float32 (and ``refined``, whose refinement is batched over strengths for eigh but runs
+#: per strength after each Cholesky) about 7-8 at k = 256 to 2048 and 18 at 6554.  The limits sit just below.
+CHOLESKY_MAX_STRENGTHS = {"float64": {1024: 11, None: 16}, "float32": {2048: 6, None: 16},
+                          "refined": {2048: 6, None: 16}}
 
 
-def pick_solver(k: int, strengths: int) -> str:
+def pick_solver(k: int, strengths: int, precision: str = "refined") -> str:
     """``cholesky`` or ``eigh`` for ``strengths`` systems of size ``k``, by the measured costs above."""
-    limit = CHOLESKY_MAX_STRENGTHS[1024] if k <= 1024 else CHOLESKY_MAX_STRENGTHS[None]
+    (size, small), (_, large) = CHOLESKY_MAX_STRENGTHS[precision].items()
+    limit = small if k <= size else large
     return "cholesky" if strengths <= limit else "eigh"
 PRECISIONS = ("refined", "float64", "float32")
 
@@ -153,7 +156,7 @@ def solve_psd_path(
     _validate.check_choice("solver", solver, SOLVERS)
     _validate.check_choice("precision", precision, PRECISIONS)
     if solver == "auto":
-        solver = pick_solver(gram.shape[0], shifts.shape[0])
+        solver = pick_solver(gram.shape[0], shifts.shape[0], precision)
     refine = precision == "refined"
     factor_precision = "float32" if refine else precision
     with _precision_scope(precision):

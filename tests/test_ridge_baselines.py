@@ -70,7 +70,8 @@ def test_kernel_ridge_grid_equals_one_solve_per_strength():
 
 
 def test_auto_solver_follows_the_measured_crossover():
-    assert ridge.pick_solver(1024, 10) == "cholesky" and ridge.pick_solver(1024, 15) == "eigh"
+    assert ridge.pick_solver(1024, 10, "float64") == "cholesky" and ridge.pick_solver(1024, 15, "float64") == "eigh"
+    assert ridge.pick_solver(256, 10, "refined") == "eigh" and ridge.pick_solver(256, 6, "refined") == "cholesky"
     assert ridge.pick_solver(8192, 10) == "cholesky" and ridge.pick_solver(8192, 40) == "eigh"
 
 
