@@ -96,6 +96,7 @@ def _demo(args: argparse.Namespace) -> int:
     from reprjax.experiments import base, sample_complexity
 
     config = sample_complexity.Config(dims=(12, 16, 24), n_over_d2=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0), width=512,
+                                      methods=("algorithm1", "entk"),
                                       seeds=args.seeds, kernel_n_max=4096, n_test=8192, bootstrap=200,
                                       mask_samples=True)
     out = Path(args.out)
