@@ -45,6 +45,15 @@ def _colors(values) -> dict:
     return {v: cmap(0.1 + 0.75 * i / max(1, len(values) - 1)) for i, v in enumerate(values)}
 
 
+def _decorate(ax: plt.Axes, xlabel: str, ylabel: str, title: str, legend_size: int) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=legend_size)
+    if title:
+        ax.set_title(title)
+
+
 def _band(ax: plt.Axes, sub: pd.DataFrame, x: str, color: Any, label: str, floor: float | None = None) -> None:
     """Mean line and a mean +- std band of an ``error_curves`` table."""
     sub = sub.sort_values(x)
@@ -110,12 +119,7 @@ def n_star_vs_d(table: pd.DataFrame, path: str | Path, p: int, exponents: dict[s
     ax.set_yscale("log")
     ax.set_xticks(all_d, [f"{int(d)}" for d in all_d])
     ax.minorticks_off()
-    ax.set_xlabel("d")
-    ax.set_ylabel("n* (samples to reach the threshold)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    if title:
-        ax.set_title(title)
+    _decorate(ax, "d", "n* (samples to reach the threshold)", title, 7)
     return _save(fig, path)
 
 
@@ -129,12 +133,7 @@ def alignment_vs_scaled_n(df: pd.DataFrame, path: str | Path, title: str = "") -
         _band(ax, sub, "n_over_d2", colors[d], f"d = {d}")
     ax.set_xscale("log")
     ax.set_ylim(0, 1)
-    ax.set_xlabel("n / d^2")
-    ax.set_ylabel("alignment of W_1 with span(U)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
+    _decorate(ax, "n / d^2", "alignment of W_1 with span(U)", title, 8)
     return _save(fig, path)
 
 
