@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from reprjax import algorithm, kernels, network, ridge, targets
+from reprjax import algorithm, host_threads, kernels, network, ridge, targets
 from reprjax.benchmarking import PeakMemory, result, run_subprocess, time_call
 from reprjax.chunking import chunked_sum
 
@@ -184,17 +184,18 @@ _FORCED_DEVICES = textwrap.dedent("""
     import json, time
     import jax
     from jax.sharding import NamedSharding, PartitionSpec
-    from reprjax import algorithm, sweep, targets
+    from reprjax import algorithm, host_threads, sweep, targets
     from reprjax.bench_suite import _small_config
     cfg = _small_config({solver!r})
     t = targets.paper_target(jax.random.key(0), 16)
     mesh = jax.sharding.Mesh(jax.devices(), ("runs",))
     keys = jax.device_put(jax.random.split(jax.random.key(1), {batch}), NamedSharding(mesh, PartitionSpec("runs")))
     f = sweep.sharded_program(lambda k: algorithm.train_one_step(k, t, cfg), mesh)
-    jax.block_until_ready(f(keys))
-    times = []
-    for _ in range({repeats}):
-        t0 = time.perf_counter(); jax.block_until_ready(f(keys)); times.append(time.perf_counter() - t0)
+    with host_threads.blas_threads({blas}):
+        jax.block_until_ready(f(keys))
+        times = []
+        for _ in range({repeats}):
+            t0 = time.perf_counter(); jax.block_until_ready(f(keys)); times.append(time.perf_counter() - t0)
     print(json.dumps(dict(times=times, devices=len(jax.devices()))))
 """)
 
@@ -223,16 +224,19 @@ def bench_sweep(roofline: dict[str, Any], quick: bool, repeats: int) -> list[Row
         cfg = _small_config(solver).replace(precision=precision)
         single = jax.jit(algorithm.train_one_step)
         batched = jax.jit(jax.vmap(algorithm.train_one_step, in_axes=(0, None, None)))
+        split = jax.jit(host_threads.looped(lambda k, c=cfg: algorithm.train_one_step(k, target, c)))
         paths = (("vmap", lambda k, c=cfg: batched(k, target, c)),)
         if solver == "auto":
-            paths = (("loop", lambda ks, c=cfg: [single(k, target, c) for k in ks]),) + paths
+            paths = (("loop", lambda ks, c=cfg: [single(k, target, c) for k in ks]),
+                     ("threads", lambda ks: host_threads.run_split(split, (ks,)))) + paths
         for name, fn in paths:
             with PeakMemory() as mem:
                 times = time_call(fn, keys, repeats=repeats)
             rows.append(row(f"sweep_{name}_{solver}_{precision}", times, solver, mem))
-    forced = run_subprocess(_FORCED_DEVICES.format(solver="auto", batch=batch, repeats=repeats), {})
-    rows.append(row("sweep_4_host_devices_auto_refined", forced["times"], "auto", None,
-                    f"; {forced['devices']} forced host devices, per-device lax.map (subprocess)"))
+    for blas, label in ((None, "openblas_threads"), (1, "openblas_1_thread")):
+        forced = run_subprocess(_FORCED_DEVICES.format(solver="auto", batch=batch, repeats=repeats, blas=blas), {})
+        rows.append(row(f"sweep_4_host_devices_{label}", forced["times"], "auto", None,
+                        f"; {forced['devices']} forced host devices, per-device lax.map (subprocess)"))
     # the sweep engine on the same configurations: targets drawn per seed inside the program, rows written to disk
     grid = sweep.Grid(methods=("algorithm1",), dims=(SMALL["d"],), n=(SMALL["n"],), widths=(SMALL["m"],),
                       seeds=batch, hyper=(("lambdas", (tuple(np.geomspace(1e-6, 1e-1, SMALL["strengths"])),)),

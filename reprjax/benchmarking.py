@@ -14,8 +14,8 @@ Benchmarks (``--only`` takes these names):
 * ``entk``: closed-form and generic empirical NTK at ``n = 2048``, ``d = 64``, ``m = 4096``.
 * ``kernel_ridge``: eNTK Gram at ``n = 16,384`` plus kernel ridge over a 10-strength grid.
 * ``sweep``: configurations per second of small runs (``d = 16``, ``n = 2048``, ``m = 256``, one step plus ridge
-  over 10 strengths) for a loop of jitted runs, ``vmap`` over seeds, and ``vmap`` over 4 forced host devices
-  (a subprocess), plus what the sweep engine's ``auto`` path runs.
+  over 10 strengths) for a loop of jitted runs, the same runs on one worker thread per core (``threads``),
+  ``vmap`` over seeds, and 4 forced host devices (a subprocess), plus what the sweep engine's ``auto`` path runs.
 * ``large``: one large configuration end to end (``d = 512``, ``m = 1024``, ``n = 262,144 = d^2``, giant-step
   target, one step plus ridge, test error on 10,000 samples).
 """

@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="results directory (default runs/EXPERIMENT); re-running resumes it")
     run.add_argument("--seeds", type=int, help="seeds per configuration (overrides the config)")
     run.add_argument("--execution", choices=EXECUTIONS, default="auto",
-                     help="loop, vmap, sharded over all devices, or auto (fastest measured per backend)")
+                     help="loop, threads (one run per CPU core), vmap, sharded over all devices, or auto (fastest measured per backend)")
     run.add_argument("--mask-samples", action="store_true", default=None,
                      help="share one compiled program across sample counts (0/1 masks)")
     run.add_argument("--overwrite", action="store_true", help="replace results of a different configuration")
@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("dir", help="a directory written by `reprjax run`")
     plot.set_defaults(func=_plot)
 
-    bench = sub.add_parser("bench", help="benchmark harness; `reprjax bench -- --help` for its options")
+    bench = sub.add_parser("bench", help="benchmark harness (`reprjax bench --help` for its options)",
+                           add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="options passed to the harness")
     bench.set_defaults(func=_bench)
 
@@ -175,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        # the harness owns its options (argparse's REMAINDER does not take a first argument that starts with "-")
+        return _bench(argparse.Namespace(bench_args=argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

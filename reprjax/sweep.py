@@ -7,10 +7,12 @@ runs at once: seeds and leaf hyper-parameters (step size, noise, ...) are stacke
 leaf) so that several ``n`` share one program.  The first ``n`` samples of a larger draw are exactly the samples of
 a draw of size ``n`` (jax's partitionable threefry), so masking changes no data.
 
-Execution paths for a group (``execution``): ``loop`` (one jitted run per member, a Python loop), ``vmap`` (one
-jitted ``vmap`` over members) and ``sharded`` (members split over a ``("runs",)`` mesh of all devices by
-``jax.shard_map`` with inputs placed by a ``NamedSharding``, padded to a multiple of the device count; each device
-runs its members with ``vmap`` on accelerators and with ``lax.map`` on CPU -- see :func:`sharded_program`);
+Execution paths for a group (``execution``): ``loop`` (one jitted run per member, a Python loop), ``threads`` (the
+members split into one chunk per CPU core, each chunk a jitted ``lax.map`` on its own worker thread, LAPACK held to
+one thread: :mod:`reprjax.host_threads`),
+``vmap`` (one jitted ``vmap`` over members) and ``sharded`` (members split over a ``("runs",)`` mesh of all devices
+by ``jax.shard_map`` with inputs placed by a ``NamedSharding``, padded to a multiple of the device count; each
+device runs its members with ``vmap`` on accelerators and with ``lax.map`` on CPU -- see :func:`sharded_program`);
 ``auto`` picks per backend the path the benchmark harness measured fastest (see :data:`AUTO_EXECUTION`).  Many hosts: call
 ``jax.distributed.initialize()`` first (``reprjax run --distributed``); every process runs the same groups in the
 same order (SPMD), the mesh spans all global devices, inputs are built with ``jax.make_array_from_callback`` and
@@ -44,24 +46,25 @@ import numpy as np
 import pandas as pd
 from jax.sharding import NamedSharding, PartitionSpec
 
+from reprjax import host_threads
 from reprjax import targets as targets_mod
 from reprjax.methods import Method, TransferConfig, get_method, with_n_active
 
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "sweep.json"
-EXECUTIONS = ("auto", "loop", "vmap", "sharded")
+EXECUTIONS = ("auto", "loop", "threads", "vmap", "sharded")
 
 #: What ``execution="auto"`` runs on each backend.  Accelerators: ``vmap`` (one device) or ``sharded`` (several),
-#: which fill the device with many small runs.  CPU: measured by ``reprjax bench --only sweep`` on 2 cores (64 small
-#: runs, d = 16, n = 2048, m = 256): ``vmap`` 108-119 configs/s against 91-97 for a loop of jitted runs -- the
-#: per-run factorisations dominate and jaxlib spreads a batch of them over the cores -- while 4 forced host devices
-#: gave 24-34.  For larger runs the gain goes: the demo's masked groups (n up to 9216, m = 512, 18 runs a group)
-#: took 104.5 s with vmap against 95.9 s looped.  So on CPU ``vmap`` is used for small runs only -- an estimated
-#: working set of at most :data:`CPU_VMAP_RUN_BYTES` per run (about 7 MiB for the small configuration, 57 MiB for
-#: the demo's) and :data:`CPU_VMAP_BYTES` per group -- and the loop otherwise.
-AUTO_EXECUTION = {"cpu": "vmap", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "tpu": "vmap"}
-CPU_VMAP_RUN_BYTES = 16 * 2**20
-CPU_VMAP_BYTES = 2 * 2**30
+#: which fill the device with many small runs.  CPU: ``threads``, measured by ``reprjax bench --only sweep`` on 2
+#: cores (64 small runs, d = 16, n = 2048, m = 256): a loop of jitted runs 94-100 configs/s, ``vmap`` 108-119 (a
+#: batch of factorisations runs one matrix at a time), 4 forced host devices 24-56, ``threads`` 197-235; it also
+#: wins on larger runs (module docstring of :mod:`reprjax.host_threads`).  ``threads`` keeps one run per core in
+#: memory at once, so a group whose runs would together hold more than :data:`CPU_THREADS_BYTES` (estimated by
+#: :func:`_working_set`) runs in the plain loop, as does a group of one run.  With several (e.g. forced) host devices
+#: ``auto`` runs ``sharded`` instead, OpenBLAS again at one thread: 237 configs/s on 2 forced devices and 225 on 4,
+#: against 216 and 175 for ``threads`` in the same processes (and 107 and 52 for ``sharded`` with OpenBLAS's threads).
+AUTO_EXECUTION = {"cpu": "threads", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "tpu": "vmap"}
+CPU_THREADS_BYTES = 4 * 2**30
 
 TARGETS: dict[str, Callable[..., Any]] = {
     "paper": targets_mod.paper_target,
@@ -248,11 +251,7 @@ def sharded_program(fn: Callable[..., Any], mesh: jax.sharding.Mesh) -> Callable
     at a time anyway.
     """
     spec = PartitionSpec("runs")
-    if mesh.devices.flat[0].platform == "cpu":
-        def per_device(*args: Any) -> Any:
-            return jax.lax.map(lambda xs: fn(*xs), args)
-    else:
-        per_device = jax.vmap(fn)
+    per_device = host_threads.looped(fn) if mesh.devices.flat[0].platform == "cpu" else jax.vmap(fn)
     # check_vma=False: loops inside the runs carry constants (e.g. zeros) into per-device values; every value is
     # per-device here, nothing is replicated or reduced across the mesh
     return jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False))
@@ -314,9 +313,12 @@ class Runner:
             return self.execution
         if self.platform != "cpu":
             return "sharded" if len(self.devices) > 1 else AUTO_EXECUTION.get(self.platform, "vmap")
-        per_run = _working_set(group)
-        small = per_run <= CPU_VMAP_RUN_BYTES and per_run * group.size <= CPU_VMAP_BYTES
-        return AUTO_EXECUTION["cpu"] if small else "loop"
+        several_devices = len(self.devices) > 1
+        workers = len(self.devices) if several_devices else min(host_threads.cpu_cores(), group.size)
+        fits = group.size > 1 and workers > 1 and _working_set(group) * workers <= CPU_THREADS_BYTES
+        if not fits:
+            return "loop"
+        return "sharded" if several_devices else AUTO_EXECUTION["cpu"]
 
     def run_group(self, group: Group) -> Any:
         """Metrics of every run of the group, stacked along a leading axis of length ``group.size``."""
@@ -331,6 +333,8 @@ class Runner:
         args = (keys, _stack(group.configs))
         if path == "vmap":
             return program(*args)
+        if path == "threads":
+            return host_threads.run_split(program, args)
         n_dev = len(self.devices)
         pad = (-group.size) % n_dev
         if pad:
@@ -340,7 +344,9 @@ class Runner:
             args = jax.tree.map(lambda a: jax.make_array_from_callback(a.shape, sharding, lambda idx: a[idx]), args)
         else:
             args = jax.device_put(args, sharding)
-        out = program(*args)
+        # host devices run side by side, one run each: OpenBLAS's own threads would only contend with them
+        with host_threads.blas_threads(1 if self.platform == "cpu" else None):
+            out = jax.block_until_ready(program(*args))
         if jax.process_count() > 1:  # pragma: no cover
             from jax.experimental import multihost_utils
 
@@ -356,6 +362,8 @@ def _compiled_program(method: Method, target: TargetSpec, d: int, mode: str,
     fn = functools.partial(_run_from_seed, method, target, d)
     if mode == "sharded":
         return sharded_program(fn, jax.sharding.Mesh(np.asarray(devices), ("runs",)))
+    if mode == "threads":
+        return jax.jit(host_threads.looped(fn))
     return jax.jit(jax.vmap(fn) if mode == "vmap" else fn)
 
 
@@ -524,7 +532,7 @@ def run_sweep(
     Args:
       grid: what to run.
       out_dir: results directory (created; must hold this same sweep if it exists, unless ``overwrite``).
-      execution: ``auto``, ``loop``, ``vmap`` or ``sharded`` (module docstring).
+      execution: ``auto``, ``loop``, ``threads``, ``vmap`` or ``sharded`` (module docstring).
       mask_samples: share one program across the sample counts of a group (0/1 masks).
       progress: show a progress bar with ETA.
       retry_failed: re-run groups recorded as failed.

@@ -144,3 +144,14 @@ def test_help_for_every_command():
         with pytest.raises(SystemExit) as exit_info:
             cli.main(args)
         assert exit_info.value.code == 0
+
+
+def test_bench_takes_the_harness_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    assert "--only" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["bench", "--only", "no_such_benchmark"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err

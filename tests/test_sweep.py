@@ -118,8 +118,10 @@ def test_vmapped_and_sharded_sweeps_give_the_rows_of_a_sequential_loop(tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "sharded cpu:cpu x4 sharded (sharded x" in done.stdout
     sweep.run_sweep(small_grid(seeds=6), tmp_path / "loop", execution="loop", progress=False)
+    threads = sweep.run_sweep(small_grid(seeds=6), tmp_path / "threads", execution="threads", progress=False)
+    assert threads.execution.startswith("threads (threads x")
     loop = _table(sweep.load_results(tmp_path / "loop"))
-    for mode in ("vmap", "sharded"):
+    for mode in ("threads", "vmap", "sharded"):
         other = _table(sweep.load_results(tmp_path / mode))
         assert len(other) == len(loop) == 24  # 6 seeds per group: 2 per device after padding to 8, padding dropped
         pd.testing.assert_frame_equal(loop[["method", "n", "seed", "status"]], other[["method", "n", "seed", "status"]])
@@ -163,5 +165,19 @@ def test_bad_grid_raises_before_writing(tmp_path):
     with pytest.raises(ValueError, match="r must be in"):
         sweep.run_sweep(small_grid(targets=(sweep.TargetSpec.of("paper", r=8),)), tmp_path / "b", progress=False)
     with pytest.raises(ValueError, match="execution"):
-        sweep.Runner(small_grid(), execution="threads")
+        sweep.Runner(small_grid(), execution="threaded")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_auto_execution_on_cpu_runs_side_by_side_only_what_fits(monkeypatch):
+    runner = sweep.Runner(small_grid(seeds=4))
+    group = sweep.make_groups(small_grid(seeds=4))[0]
+    monkeypatch.setattr(sweep.host_threads, "cpu_cores", lambda: 2)
+    assert runner.path(group) == "threads"
+    one = sweep.make_groups(small_grid(seeds=1))[0]
+    assert runner.path(one) == "loop"  # nothing to run beside it: keep LAPACK's own threads
+    monkeypatch.setattr(sweep, "CPU_THREADS_BYTES", sweep._working_set(group) * 2 - 1)
+    assert runner.path(group) == "loop"  # two runs at once would not fit the memory budget
+    monkeypatch.setattr(sweep.host_threads, "cpu_cores", lambda: 1)
+    monkeypatch.setattr(sweep, "CPU_THREADS_BYTES", 4 * 2**30)
+    assert runner.path(group) == "loop"
