@@ -56,15 +56,24 @@ EXECUTIONS = ("auto", "loop", "threads", "vmap", "sharded")
 
 #: What ``execution="auto"`` runs on each backend.  Accelerators: ``vmap`` (one device) or ``sharded`` (several),
 #: which fill the device with many small runs.  CPU: ``threads``, measured by ``reprjax bench --only sweep`` on 2
-#: cores (64 small runs, d = 16, n = 2048, m = 256): a loop of jitted runs 94-100 configs/s, ``vmap`` 108-119 (a
-#: batch of factorisations runs one matrix at a time), 4 forced host devices 24-56, ``threads`` 197-235; it also
-#: wins on larger runs (module docstring of :mod:`reprjax.host_threads`).  ``threads`` keeps one run per core in
-#: memory at once, so a group whose runs would together hold more than :data:`CPU_THREADS_BYTES` (estimated by
-#: :func:`_working_set`) runs in the plain loop, as does a group of one run.  With several (e.g. forced) host devices
-#: ``auto`` runs ``sharded`` instead, OpenBLAS again at one thread: 237 configs/s on 2 forced devices and 225 on 4,
-#: against 216 and 175 for ``threads`` in the same processes (and 107 and 52 for ``sharded`` with OpenBLAS's threads).
+#: cores (64 small runs, d = 16, n = 2048, m = 256): a loop of jitted runs 109-115 configs/s, ``vmap`` 107-134 (a
+#: batch of factorisations runs one matrix at a time), 4 forced host devices 49-56, ``threads`` 237 (module
+#: docstring of :mod:`reprjax.host_threads`).  With several (e.g. forced) host devices ``auto`` runs ``sharded``
+#: instead, OpenBLAS again at one thread: 237 configs/s on 2 forced devices and 225 on 4, against 216 and 175 for
+#: ``threads`` in the same processes (and 107 and 52 for ``sharded`` with OpenBLAS's threads).
+#:
+#: Side by side, every worker runs the same number of runs, the group padded to a multiple of the workers; a group
+#: that would leave a worker idle for long -- fewer than :data:`CPU_SPLIT_MIN_RUNS` per worker and not a multiple of
+#: them, e.g. 3 seeds on 2 cores -- or whose runs together would hold more than :data:`CPU_THREADS_BYTES` runs in the
+#: plain loop instead (3 runs on 2 cores, padded to 4: ``threads`` 13.4 s a run against 11.5 looped for infinite-NTK
+#: ridge at n = 8192, 1.05 against 0.87 for Algorithm 1 at d = 64, n = 131072; same process, same groups).  The loop holds OpenBLAS to one thread as well when no factorisation in the run is larger than
+#: :data:`CPU_ONE_THREAD_MAX_FACTOR` (measured, 3 runs each: Algorithm 1 at d = 32, n = 8192, m = 512 0.072 s a run
+#: against 0.122; eNTK ridge at n = 2048 0.316 against 0.347; but at n = 4096 2.46 against 2.32 and at n = 8192 9.3
+#: against 7.0): OpenBLAS's idle threads keep spinning after each factorisation and slow XLA's next operations.
 AUTO_EXECUTION = {"cpu": "threads", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "tpu": "vmap"}
 CPU_THREADS_BYTES = 4 * 2**30
+CPU_SPLIT_MIN_RUNS = 4
+CPU_ONE_THREAD_MAX_FACTOR = 2048
 
 TARGETS: dict[str, Callable[..., Any]] = {
     "paper": targets_mod.paper_target,
@@ -314,11 +323,17 @@ class Runner:
         if self.platform != "cpu":
             return "sharded" if len(self.devices) > 1 else AUTO_EXECUTION.get(self.platform, "vmap")
         several_devices = len(self.devices) > 1
-        workers = len(self.devices) if several_devices else min(host_threads.cpu_cores(), group.size)
-        fits = group.size > 1 and workers > 1 and _working_set(group) * workers <= CPU_THREADS_BYTES
-        if not fits:
-            return "loop"
-        return "sharded" if several_devices else AUTO_EXECUTION["cpu"]
+        workers = len(self.devices) if several_devices else host_threads.cpu_cores()
+        balanced = group.size % workers == 0 or group.size >= CPU_SPLIT_MIN_RUNS * workers
+        fits = _working_set(group) * workers <= CPU_THREADS_BYTES
+        if workers > 1 and group.size > 1 and balanced and fits:
+            return "sharded" if several_devices else AUTO_EXECUTION["cpu"]
+        return "loop"
+
+    def blas_limit(self, group: Group, path: str) -> int | None:
+        """OpenBLAS threads for the loop path: one under ``auto`` on CPU when the runs' factorisations are small."""
+        small = _largest_factorisation(group) <= CPU_ONE_THREAD_MAX_FACTOR
+        return 1 if self.auto and self.platform == "cpu" and path == "loop" and small else None
 
     def run_group(self, group: Group) -> Any:
         """Metrics of every run of the group, stacked along a leading axis of length ``group.size``."""
@@ -328,7 +343,8 @@ class Runner:
         self.paths_used[path] = self.paths_used.get(path, 0) + 1
         if path == "loop":
             single = self._program(group, "loop")
-            return _stack([single(k, c) for k, c in zip(keys, group.configs)])
+            with host_threads.blas_threads(self.blas_limit(group, path)):
+                return jax.block_until_ready(_stack([single(k, c) for k, c in zip(keys, group.configs)]))
         program = self._program(group, path)
         args = (keys, _stack(group.configs))
         if path == "vmap":
@@ -378,6 +394,20 @@ def _working_set(group: Group) -> float:
     if group.method.name in ("entk", "ntk_infinite"):
         per_run += 4.0 * 3 * n * n
     return per_run
+
+
+def _largest_factorisation(group: Group) -> int:
+    """Order of the largest matrix a run factorises: ``n`` for kernel ridge, at most the width for the network's
+    ridge head (primal ``m x m`` when ``n > m``, dual ``n x n`` otherwise), none for optax training."""
+    config = group.configs[0]
+    if isinstance(config, TransferConfig):
+        config = config.head
+    n = getattr(config, "n", 0)
+    if group.method.name in ("entk", "ntk_infinite"):
+        return n
+    if group.method.name == "multistep":
+        return 0
+    return min(n, getattr(getattr(config, "network", None), "width", n))
 
 
 def _run_from_seed(method: Method, target: TargetSpec, d: int, seed_key: jax.Array, config: Any) -> Any:

@@ -169,15 +169,24 @@ def test_bad_grid_raises_before_writing(tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_auto_execution_on_cpu_runs_side_by_side_only_what_fits(monkeypatch):
-    runner = sweep.Runner(small_grid(seeds=4))
-    group = sweep.make_groups(small_grid(seeds=4))[0]
+def test_auto_execution_on_cpu_runs_side_by_side_only_what_balances_and_fits(monkeypatch):
     monkeypatch.setattr(sweep.host_threads, "cpu_cores", lambda: 2)
-    assert runner.path(group) == "threads"
-    one = sweep.make_groups(small_grid(seeds=1))[0]
-    assert runner.path(one) == "loop"  # nothing to run beside it: keep LAPACK's own threads
-    monkeypatch.setattr(sweep, "CPU_THREADS_BYTES", sweep._working_set(group) * 2 - 1)
-    assert runner.path(group) == "loop"  # two runs at once would not fit the memory budget
-    monkeypatch.setattr(sweep.host_threads, "cpu_cores", lambda: 1)
+    runner = sweep.Runner(small_grid())
+
+    def group(seeds, **kw):
+        return sweep.make_groups(small_grid(seeds=seeds, **kw))[0]
+
+    assert runner.path(group(4)) == "threads"
+    assert runner.path(group(9)) == "threads"  # 5 and 4 runs: the idle tail is short
+    assert runner.path(group(3)) == "loop"  # 2 and 1 runs: one core idle half the time
+    assert runner.path(group(1)) == "loop"
+    monkeypatch.setattr(sweep, "CPU_THREADS_BYTES", sweep._working_set(group(4)) * 2 - 1)
+    assert runner.path(group(4)) == "loop"  # two runs at once would not fit the memory budget
     monkeypatch.setattr(sweep, "CPU_THREADS_BYTES", 4 * 2**30)
-    assert runner.path(group) == "loop"
+    monkeypatch.setattr(sweep.host_threads, "cpu_cores", lambda: 1)
+    assert runner.path(group(4)) == "loop"
+    # the loop holds OpenBLAS to one thread unless a run factorises a large matrix (kernel ridge at large n)
+    assert runner.blas_limit(group(3), "loop") == 1
+    big = group(3, methods=("entk",), n=(4096,))
+    assert sweep._largest_factorisation(big) == 4096 and runner.blas_limit(big, "loop") is None
+    assert sweep.Runner(small_grid(), "loop").blas_limit(group(3), "loop") is None  # explicit loop: untouched
