@@ -12,13 +12,8 @@ target.  This module builds those kernels.
   processed in blocks (``lax.scan``), so memory is ``O(n1 n2 + (n1 + n2) * block_size)``: never ``n x m x d``.
 * :func:`entk`: the generic empirical NTK ``sum_leaves J1 J2^T`` of any ``apply_fn(params, x) -> (n,)``, from
   per-sample gradients in blocks of rows (the reference the closed form is checked against).
-* :func:`relu_nngp`, :func:`relu_step_kernel`, :func:`ntk_infinite`: the arc-cosine kernels of order 1 and 0 and
-  the infinite-width NTK of a ReLU network at initialisation, normalised per neuron so that
-  ``entk_two_layer / m -> ntk_infinite`` as ``m -> infinity`` for ``a = +-a_scale``, ``w ~ N(0, I_d / d)`` and
-  ``b ~ N(0, bias_var)`` (Cho & Saul 2009; Jacot et al. 2018).  For ReLU with ``b = 0`` the sphere initialisation
-  gives the same kernels: ReLU is positively homogeneous and ``g / |g|`` is independent of ``|g|`` for Gaussian
-  ``g``, so ``E_u[relu(u.x1) relu(u.x2)] = E_g[relu(g.x1) relu(g.x2)] / E|g|^2`` for ``u`` uniform on the sphere,
-  which equals the ``N(0, I_d / d)`` value; the step kernel depends on the angle only.  (With biases the two differ.)
+* :func:`relu_nngp`, :func:`relu_step_kernel`, :func:`ntk_infinite`: the infinite-width kernels, defined in
+  :mod:`reprjax.infinite_kernels` and exported here.
 
 When ``x2`` is omitted (or is the same object as ``x1``) the Gram matrix is symmetric and only its upper block
 triangle is computed.
@@ -36,10 +31,9 @@ from jax import lax
 from jaxtyping import Array, Float
 
 from reprjax import _validate
+from reprjax._kernel_inputs import PARTS, _check_inputs, _check_parts
+from reprjax.infinite_kernels import ntk_infinite, relu_nngp, relu_step_kernel
 from reprjax.network import TwoLayerParams, activation, activation_derivative
-
-#: The parts of the NTK, one per parameter group of :class:`~reprjax.network.TwoLayerParams`.
-PARTS = ("W", "a", "b")
 
 #: Default number of hidden units per block of :func:`entk_two_layer` (measured, benchmarks/bench_kernels_entk.py).
 HIDDEN_BLOCK = 1024
@@ -51,31 +45,7 @@ JACOBIAN_BLOCK = 256
 _CONTRACT_CHUNK = 1024
 
 
-# ------------------------------------------------------------------------------------------------ validation
-def _check_parts(parts: Sequence[str] | str) -> tuple[str, ...]:
-    parts = (parts,) if isinstance(parts, str) else tuple(parts)
-    bad = [p for p in parts if p not in PARTS]
-    if bad or not parts:
-        raise ValueError(f"parts must be a non-empty subset of {PARTS}, got {parts!r}")
-    return tuple(p for p in PARTS if p in parts)
-
-
-def _check_inputs(x1: Array, x2: Array | None, d: int | None = None, matrix: bool = True) -> bool:
-    """Shapes of ``x1``, ``x2`` (and the network's ``d``); returns whether the Gram matrix is symmetric."""
-    for name, x in (("x1", x1), ("x2", x2)):
-        if x is None:
-            continue
-        if (matrix and x.ndim != 2) or x.ndim < 1:
-            raise ValueError(f"{name} must be an {'(n, d)' if matrix else '(n, ...)'} array, got shape {x.shape}")
-        if x.shape[0] == 0:
-            raise ValueError(f"{name} must hold at least one row, got shape {x.shape} (empty input)")
-    if x2 is not None and x1.shape[1:] != x2.shape[1:]:
-        raise ValueError(f"x1 and x2 must have the same feature shape, got {x1.shape[1:]} and {x2.shape[1:]}")
-    if d is not None and x1.shape[-1] != d:
-        raise ValueError(f"inputs have dimension {x1.shape[-1]} but the network expects d = {d}")
-    return x2 is None or x2 is x1
-
-
+# ------------------------------------------------------------------------------------------------ helpers
 def _check_block(name: str, value: int) -> int:
     return _validate.check_int(name, value, low=1)
 
@@ -324,129 +294,6 @@ def entk(
     x1 = jnp.asarray(x1)
     x2 = x1 if symmetric else jnp.asarray(x2)
     return _entk_generic(apply_fn, params, x1, x2, block_size, symmetric, precision)
-
-
-# --------------------------------------------------------------------------------------- infinite-width kernels
-def _angles(x1, x2, bias_var, symmetric):
-    """``sqrt(s11 s22)``, ``theta = arccos(rho)`` and masks of zero second moments, safe for values and grads."""
-    d = x1.shape[-1]
-    s11 = jnp.sum(x1 * x1, axis=-1)[:, None] / d + bias_var
-    s22 = jnp.sum(x2 * x2, axis=-1)[None, :] / d + bias_var
-    s12 = x1 @ x2.T / d + bias_var
-    prod = s11 * s22
-    pos = prod > 0
-    norm = jnp.sqrt(jnp.where(pos, prod, 1.0))
-    rho = jnp.clip(jnp.where(pos, s12, 0.0) / norm, -1.0, 1.0)
-    if symmetric:  # exact diagonal: theta = 0 without rounding
-        rho = jnp.where(jnp.eye(rho.shape[0], dtype=bool), 1.0, rho)
-    inside = jnp.abs(rho) < 1.0
-    theta = jnp.where(inside, jnp.arccos(jnp.where(inside, rho, 0.0)), jnp.where(rho > 0, 0.0, jnp.pi))
-    return jnp.where(pos, norm, 0.0), theta, s11 <= 0, s22 <= 0
-
-
-def _prepare(x1, x2, bias_var):
-    _validate.check_number("bias_var", bias_var, low=0.0)
-    symmetric = _check_inputs(x1, x2)
-    x1 = jnp.asarray(x1, jnp.float32)
-    return x1, (x1 if symmetric else jnp.asarray(x2, jnp.float32)), symmetric
-
-
-@functools.partial(jax.jit, static_argnames=("symmetric",))
-def _nngp(x1, x2, bias_var, symmetric):
-    norm, theta, _, _ = _angles(x1, x2, bias_var, symmetric)
-    return norm * (jnp.sin(theta) + (jnp.pi - theta) * jnp.cos(theta)) / (2 * jnp.pi)
-
-
-@functools.partial(jax.jit, static_argnames=("symmetric",))
-def _step(x1, x2, bias_var, symmetric):
-    _, theta, zero1, zero2 = _angles(x1, x2, bias_var, symmetric)
-    # a zero pre-activation is always >= 0: E[1{0 >= 0} 1{v >= 0}] = 1/2, and 1 when both vanish
-    value = (jnp.pi - theta) / (2 * jnp.pi)
-    return jnp.where(zero1 & zero2, 1.0, jnp.where(zero1 | zero2, 0.5, value))
-
-
-def relu_nngp(
-    x1: Float[Array, "n1 d"], x2: Float[Array, "n2 d"] | None = None, bias_var: float = 0.0
-) -> Float[Array, "n1 n2"]:
-    """Arc-cosine kernel of order 1: ``E[relu(w.x1 + b) relu(w.x2 + b)]``, ``w ~ N(0, I_d/d)``, ``b ~ N(0, bias_var)``.
-
-    ``sqrt(s11 s22) (sin theta + (pi - theta) cos theta) / (2 pi)`` with ``s_ij = x_i.x_j / d + bias_var`` and
-    ``cos theta = s12 / sqrt(s11 s22)`` (Cho & Saul 2009).  The random-features / a-part kernel of PAPER.md,
-    "Results".  ``rho`` is clipped into ``[-1, 1]`` and ``theta = 0, pi`` are handled without NaN values or grads.
-    Precision: float32 rounding of ``rho`` limits ``theta`` near 0 and pi to about ``sqrt(2 eps) ~ 5e-4`` for
-    distinct (anti)parallel inputs (a copy of ``x1`` passed as ``x2``); the diagonal of a symmetric call is exact.
-
-    Args:
-      x1: ``(n1, d)`` inputs.
-      x2: ``(n2, d)`` inputs, or ``None`` for the symmetric Gram matrix of ``x1`` (exact diagonal).
-      bias_var: variance of the bias, ``>= 0``.
-
-    Returns:
-      ``(n1, n2)`` kernel matrix.
-    """
-    x1, x2, sym = _prepare(x1, x2, bias_var)
-    return _nngp(x1, x2, bias_var, sym)
-
-
-def relu_step_kernel(
-    x1: Float[Array, "n1 d"], x2: Float[Array, "n2 d"] | None = None, bias_var: float = 0.0
-) -> Float[Array, "n1 n2"]:
-    """Arc-cosine kernel of order 0: ``E[1{u >= 0} 1{v >= 0}] = (pi - theta) / (2 pi)`` for the pre-activations
-    ``u = w.x1 + b``, ``v = w.x2 + b`` of :func:`relu_nngp` (PAPER.md, "Results").  A zero pre-activation counts
-    as firing (``1{0 >= 0} = 1``, as in ``activation_derivative("relu")``).  Same precision note as
-    :func:`relu_nngp` (here an error of up to ~1e-4 near ``theta = 0, pi`` off the symmetric diagonal).
-
-    Args:
-      x1: ``(n1, d)`` inputs.
-      x2: ``(n2, d)`` inputs, or ``None`` for the symmetric Gram matrix of ``x1``.
-      bias_var: variance of the bias, ``>= 0``.
-
-    Returns:
-      ``(n1, n2)`` kernel matrix.
-    """
-    x1, x2, sym = _prepare(x1, x2, bias_var)
-    return _step(x1, x2, bias_var, sym)
-
-
-def ntk_infinite(
-    x1: Float[Array, "n1 d"],
-    x2: Float[Array, "n2 d"] | None = None,
-    a_scale: float = 1.0,
-    bias_var: float = 0.0,
-    parts: Sequence[str] = PARTS,
-) -> Float[Array, "n1 n2"]:
-    """Infinite-width NTK per neuron of the ReLU network at initialisation: ``lim entk_two_layer / m``.
-
-    ``a_scale^2 (x1.x2) step [W part] + nngp [a part] + a_scale^2 step [b part]`` for
-    :func:`reprjax.network.init_symmetric` networks (``a = +-a_scale``, ``w ~ N(0, I_d/d)`` or, with ``b = 0``,
-    the unit sphere, ``b ~ N(0, bias_var)``); PAPER.md, "Results" (the kernel lower bound).
-
-    Args:
-      x1: ``(n1, d)`` inputs.
-      x2: ``(n2, d)`` inputs, or ``None`` for the symmetric Gram matrix of ``x1``.
-      a_scale: ``|a_j|`` at initialisation (``NetworkConfig.a_scale``).
-      bias_var: ``init_bias_scale ** 2``, ``>= 0``.
-      parts: non-empty subset of ``("W", "a", "b")``.
-
-    Returns:
-      ``(n1, n2)`` kernel matrix.
-    """
-    parts = _check_parts(parts)
-    _validate.check_number("a_scale", a_scale)
-    x1, x2, sym = _prepare(x1, x2, bias_var)
-    return _ntk_infinite(x1, x2, a_scale, bias_var, parts, sym)
-
-
-@functools.partial(jax.jit, static_argnames=("parts", "symmetric"))
-def _ntk_infinite(x1, x2, a_scale, bias_var, parts, symmetric):
-    out = 0.0
-    if "W" in parts or "b" in parts:
-        step = _step(x1, x2, bias_var, symmetric)
-        scale = (x1 @ x2.T if "W" in parts else 0.0) + (1.0 if "b" in parts else 0.0)
-        out = a_scale**2 * scale * step
-    if "a" in parts:
-        out = out + _nngp(x1, x2, bias_var, symmetric)
-    return out
 
 
 def gram(
