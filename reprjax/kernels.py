@@ -134,20 +134,23 @@ def _entk_two_layer_symmetric(params, x, act, parts, block, rows, precision):
         return out
 
     acc = _scan_hidden(params, block, step, init)
-    upper = []
+    # Assemble in place: each upper strip is written into one (n, n) buffer, then each strip's part left of the
+    # diagonal is copied from the transpose of the column slab above it.  Measured at n = 16,384, m = 1024, d = 64
+    # on 2 cores: 5.5-6.2 s and 3.5 s to compile, against 7.4-8.0 s and 8.4 s when the rows were assembled by
+    # concatenating strips and transposed pieces (3.7 s for the strips alone; copying 512 x 512 tiles instead of
+    # slabs ran in 5.0-5.8 s but took 13 s to compile).  The barrier keeps XLA from recomputing transposed pieces by other (differently rounded)
+    # dots, and the diagonal block is mirrored from its upper triangle: the result is exactly symmetric.
+    out = jnp.zeros((n, n), jnp.float32)
     for (s, e), (g, p) in zip(strips, acc):
         xx = _abt(x[s:e], x[s:], precision) if "W" in parts else None
-        # the barrier keeps XLA from recomputing transposed pieces by other (differently rounded) dots, and the
-        # diagonal block is mirrored from its upper triangle: the result is exactly symmetric
         k = lax.optimization_barrier(_combine(parts, xx, g, p))
         diag = k[:, : e - s]
-        diag = jnp.where(jnp.triu(jnp.ones(diag.shape, bool)), diag, diag.T)
-        upper.append(jnp.concatenate([diag, k[:, e - s :]], axis=1))
-    rows_out = []
-    for i, (s, e) in enumerate(strips):
-        left = [upper[j][:, s - sj : e - sj].T for j, (sj, _) in enumerate(strips[:i])]
-        rows_out.append(jnp.concatenate(left + [upper[i]], axis=1))
-    return jnp.concatenate(rows_out, axis=0)
+        out = lax.dynamic_update_slice(out, jnp.where(jnp.triu(jnp.ones(diag.shape, bool)), diag, diag.T), (s, s))
+        if e < n:
+            out = lax.dynamic_update_slice(out, k[:, e - s :], (s, e))
+    for s, e in strips[1:]:
+        out = lax.dynamic_update_slice(out, out[:s, s:e].T, (s, 0))
+    return out
 
 
 def entk_two_layer(
