@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="results directory (default runs/EXPERIMENT); re-running resumes it")
     run.add_argument("--seeds", type=int, help="seeds per configuration (overrides the config)")
     run.add_argument("--execution", choices=EXECUTIONS, default="auto",
-                     help="loop, threads (one run per CPU core), vmap, sharded over all devices, or auto (fastest measured per backend)")
+                     help="loop, threads (one run per CPU core), vmap, sharded over all devices, or auto (fastest "
+                          "measured per backend)")
     run.add_argument("--mask-samples", action="store_true", default=None,
                      help="share one compiled program across sample counts (0/1 masks)")
     run.add_argument("--overwrite", action="store_true", help="replace results of a different configuration")

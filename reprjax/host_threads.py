@@ -41,7 +41,7 @@ def cpu_cores() -> int:
 
 @contextlib.contextmanager
 def blas_threads(limit: int | None) -> Iterator[None]:
-    """Hold the loaded BLAS/LAPACK libraries to ``limit`` threads inside the block (``None``: leave them as they are)."""
+    """Hold the loaded BLAS/LAPACK libraries to ``limit`` threads inside the block (``None``: leave them alone)."""
     if limit is None:
         yield
         return
@@ -62,6 +62,15 @@ def looped(fn: Callable[..., T]) -> Callable[..., T]:
     return over_runs
 
 
+def pad_runs(args: Any, multiple: int) -> Any:
+    """``args`` (a PyTree of arrays with a leading axis of runs) padded, repeating the last run, to a multiple of
+    ``multiple`` runs, so that equal chunks of it share one program shape."""
+    pad = -jax.tree.leaves(args)[0].shape[0] % multiple
+    if not pad:
+        return args
+    return jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]), args)
+
+
 def run_split(program: Callable[..., T], args: tuple[Any, ...], workers: int | None = None) -> T:
     """``program`` (a jitted :func:`looped` function) on the leading axis of ``args``, split over worker threads.
 
@@ -77,9 +86,7 @@ def run_split(program: Callable[..., T], args: tuple[Any, ...], workers: int | N
     if workers == 1:
         return jax.block_until_ready(program(*args))
     chunk = -(-size // workers)
-    pad = chunk * workers - size
-    if pad:
-        args = jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]), args)
+    args = pad_runs(args, workers)
     parts = [jax.tree.map(lambda a, i=i: a[i * chunk:(i + 1) * chunk], args) for i in range(workers)]
     with blas_threads(1), ThreadPoolExecutor(workers, thread_name_prefix="reprjax-run") as pool:
         outs = list(pool.map(lambda part: jax.block_until_ready(program(*part)), parts))

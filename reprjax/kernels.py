@@ -138,8 +138,9 @@ def _entk_two_layer_symmetric(params, x, act, parts, block, rows, precision):
     # diagonal is copied from the transpose of the column slab above it.  Measured at n = 16,384, m = 1024, d = 64
     # on 2 cores: 5.5-6.2 s and 3.5 s to compile, against 7.4-8.0 s and 8.4 s when the rows were assembled by
     # concatenating strips and transposed pieces (3.7 s for the strips alone; copying 512 x 512 tiles instead of
-    # slabs ran in 5.0-5.8 s but took 13 s to compile).  The barrier keeps XLA from recomputing transposed pieces by other (differently rounded)
-    # dots, and the diagonal block is mirrored from its upper triangle: the result is exactly symmetric.
+    # slabs ran in 5.0-5.8 s but took 13 s to compile).  The barrier keeps XLA from recomputing transposed pieces by
+    # other (differently rounded) dots, and the diagonal block is mirrored from its upper triangle: the result is
+    # exactly symmetric.
     out = jnp.zeros((n, n), jnp.float32)
     for (s, e), (g, p) in zip(strips, acc):
         xx = _abt(x[s:e], x[s:], precision) if "W" in parts else None

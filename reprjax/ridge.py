@@ -56,12 +56,15 @@ CHOLESKY_MAX_STRENGTHS = {"float64": {1024: 11, None: 16}, "float32": {2048: 6, 
                           "refined": {2048: 6, None: 16}}
 
 
+PRECISIONS = ("refined", "float64", "float32")
+
+
 def pick_solver(k: int, strengths: int, precision: str = "refined") -> str:
     """``cholesky`` or ``eigh`` for ``strengths`` systems of size ``k``, by the measured costs above."""
+    _validate.check_choice("precision", precision, PRECISIONS)
     (size, small), (_, large) = CHOLESKY_MAX_STRENGTHS[precision].items()
     limit = small if k <= size else large
     return "cholesky" if strengths <= limit else "eigh"
-PRECISIONS = ("refined", "float64", "float32")
 
 #: Steps of iterative refinement for ``precision="refined"`` (measured in tests/test_ridge_baselines.py: the error
 #: against the float64 factorisation falls by about 10x per step at the smallest default strength).
@@ -154,7 +157,6 @@ def solve_psd_path(
     float32.
     """
     _validate.check_choice("solver", solver, SOLVERS)
-    _validate.check_choice("precision", precision, PRECISIONS)
     if solver == "auto":
         solver = pick_solver(gram.shape[0], shifts.shape[0], precision)
     refine = precision == "refined"

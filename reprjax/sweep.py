@@ -13,10 +13,10 @@ one thread: :mod:`reprjax.host_threads`),
 ``vmap`` (one jitted ``vmap`` over members) and ``sharded`` (members split over a ``("runs",)`` mesh of all devices
 by ``jax.shard_map`` with inputs placed by a ``NamedSharding``, padded to a multiple of the device count; each
 device runs its members with ``vmap`` on accelerators and with ``lax.map`` on CPU -- see :func:`sharded_program`);
-``auto`` picks per backend the path the benchmark harness measured fastest (see :data:`AUTO_EXECUTION`).  Many hosts: call
-``jax.distributed.initialize()`` first (``reprjax run --distributed``); every process runs the same groups in the
-same order (SPMD), the mesh spans all global devices, inputs are built with ``jax.make_array_from_callback`` and
-only process 0 writes results.
+``auto`` picks per backend the path the benchmark harness measured fastest (see :data:`AUTO_EXECUTION`).  Many
+hosts: call ``jax.distributed.initialize()`` first (``reprjax run --distributed``); every process runs the same
+groups in the same order (SPMD), the mesh spans all global devices, inputs are built with
+``jax.make_array_from_callback`` and only process 0 writes results.
 
 Results: each finished group's rows are appended to ``results.jsonl`` in one write, flushed and fsynced; a run
 killed (even by SIGKILL) loses at most the group in flight, and re-running the same grid skips the groups already
@@ -66,7 +66,8 @@ EXECUTIONS = ("auto", "loop", "threads", "vmap", "sharded")
 #: that would leave a worker idle for long -- fewer than :data:`CPU_SPLIT_MIN_RUNS` per worker and not a multiple of
 #: them, e.g. 3 seeds on 2 cores -- or whose runs together would hold more than :data:`CPU_THREADS_BYTES` runs in the
 #: plain loop instead (3 runs on 2 cores, padded to 4: ``threads`` 13.4 s a run against 11.5 looped for infinite-NTK
-#: ridge at n = 8192, 1.05 against 0.87 for Algorithm 1 at d = 64, n = 131072; same process, same groups).  The loop holds OpenBLAS to one thread as well when no factorisation in the run is larger than
+#: ridge at n = 8192, 1.05 against 0.87 for Algorithm 1 at d = 64, n = 131072; same process, same groups).  The
+#: loop holds OpenBLAS to one thread as well when no factorisation in the run is larger than
 #: :data:`CPU_ONE_THREAD_MAX_FACTOR` (measured, 3 runs each: Algorithm 1 at d = 32, n = 8192, m = 512 0.072 s a run
 #: against 0.122; eNTK ridge at n = 2048 0.316 against 0.347; but at n = 4096 2.46 against 2.32 and at n = 8192 9.3
 #: against 7.0): OpenBLAS's idle threads keep spinning after each factorisation and slow XLA's next operations.
@@ -330,10 +331,10 @@ class Runner:
             return "sharded" if several_devices else AUTO_EXECUTION["cpu"]
         return "loop"
 
-    def blas_limit(self, group: Group, path: str) -> int | None:
+    def loop_blas_limit(self, group: Group) -> int | None:
         """OpenBLAS threads for the loop path: one under ``auto`` on CPU when the runs' factorisations are small."""
         small = _largest_factorisation(group) <= CPU_ONE_THREAD_MAX_FACTOR
-        return 1 if self.auto and self.platform == "cpu" and path == "loop" and small else None
+        return 1 if self.auto and self.platform == "cpu" and small else None
 
     def run_group(self, group: Group) -> Any:
         """Metrics of every run of the group, stacked along a leading axis of length ``group.size``."""
@@ -343,7 +344,7 @@ class Runner:
         self.paths_used[path] = self.paths_used.get(path, 0) + 1
         if path == "loop":
             single = self._program(group, "loop")
-            with host_threads.blas_threads(self.blas_limit(group, path)):
+            with host_threads.blas_threads(self.loop_blas_limit(group)):
                 return jax.block_until_ready(_stack([single(k, c) for k, c in zip(keys, group.configs)]))
         program = self._program(group, path)
         args = (keys, _stack(group.configs))
@@ -351,10 +352,7 @@ class Runner:
             return program(*args)
         if path == "threads":
             return host_threads.run_split(program, args)
-        n_dev = len(self.devices)
-        pad = (-group.size) % n_dev
-        if pad:
-            args = jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]), args)
+        args = host_threads.pad_runs(args, len(self.devices))
         sharding = NamedSharding(self.mesh, PartitionSpec("runs"))
         if jax.process_count() > 1:  # pragma: no cover - needs several hosts
             args = jax.tree.map(lambda a: jax.make_array_from_callback(a.shape, sharding, lambda idx: a[idx]), args)
@@ -383,13 +381,17 @@ def _compiled_program(method: Method, target: TargetSpec, d: int, mode: str,
     return jax.jit(jax.vmap(fn) if mode == "vmap" else fn)
 
 
-def _working_set(group: Group) -> float:
-    """Rough bytes one run holds at once: samples, features and (kernels) Gram matrices, float32."""
+def _run_sizes(group: Group) -> tuple[int, int]:
+    """``(n, width)`` of the group's runs (transfer: of its head's Algorithm 1 config; 0 where a config has none)."""
     config = group.configs[0]
     if isinstance(config, TransferConfig):  # transfer wraps an Algorithm 1 config
         config = config.head
-    n = getattr(config, "n", 0)
-    width = getattr(getattr(config, "network", None), "width", 0)
+    return getattr(config, "n", 0), getattr(getattr(config, "network", None), "width", 0)
+
+
+def _working_set(group: Group) -> float:
+    """Rough bytes one run holds at once: samples, features and (kernels) Gram matrices, float32."""
+    n, width = _run_sizes(group)
     per_run = 4.0 * n * (group.d + 3 * width) + 4.0 * 3 * width * width
     if group.method.name in ("entk", "ntk_infinite"):
         per_run += 4.0 * 3 * n * n
@@ -399,15 +401,12 @@ def _working_set(group: Group) -> float:
 def _largest_factorisation(group: Group) -> int:
     """Order of the largest matrix a run factorises: ``n`` for kernel ridge, at most the width for the network's
     ridge head (primal ``m x m`` when ``n > m``, dual ``n x n`` otherwise), none for optax training."""
-    config = group.configs[0]
-    if isinstance(config, TransferConfig):
-        config = config.head
-    n = getattr(config, "n", 0)
+    n, width = _run_sizes(group)
     if group.method.name in ("entk", "ntk_infinite"):
         return n
     if group.method.name == "multistep":
         return 0
-    return min(n, getattr(getattr(config, "network", None), "width", n))
+    return min(n, width)
 
 
 def _run_from_seed(method: Method, target: TargetSpec, d: int, seed_key: jax.Array, config: Any) -> Any:

@@ -186,7 +186,7 @@ def test_auto_execution_on_cpu_runs_side_by_side_only_what_balances_and_fits(mon
     monkeypatch.setattr(sweep.host_threads, "cpu_cores", lambda: 1)
     assert runner.path(group(4)) == "loop"
     # the loop holds OpenBLAS to one thread unless a run factorises a large matrix (kernel ridge at large n)
-    assert runner.blas_limit(group(3), "loop") == 1
+    assert runner.loop_blas_limit(group(3)) == 1
     big = group(3, methods=("entk",), n=(4096,))
-    assert sweep._largest_factorisation(big) == 4096 and runner.blas_limit(big, "loop") is None
-    assert sweep.Runner(small_grid(), "loop").blas_limit(group(3), "loop") is None  # explicit loop: untouched
+    assert sweep._largest_factorisation(big) == 4096 and runner.loop_blas_limit(big) is None
+    assert sweep.Runner(small_grid(), "loop").loop_blas_limit(group(3)) is None  # explicit loop: untouched
