@@ -38,6 +38,7 @@ class Spectrum:
     energy_se: Float[Array, " K1"]
     coeffs: Float[Array, " T"]
     in_span: Float[Array, ""]
+    in_span_se: Float[Array, ""]
     perp: Float[Array, ""]
     perp_se: Float[Array, ""]
     total: Float[Array, ""]
@@ -111,5 +112,6 @@ def hermite_spectrum(
     energy_se = jnp.sqrt(onehot @ (4.0 * coeffs**2 * var / n + 2.0 * (var / n) ** 2))
     means = m1 / n
     se = jnp.sqrt(jnp.maximum(m2 / n - means**2, 0.0) / (n - 1))
-    return Spectrum(energy=energy, energy_se=energy_se, coeffs=coeffs, in_span=means[0], perp=means[1],
+    return Spectrum(energy=energy, energy_se=energy_se, coeffs=coeffs, in_span=means[0], in_span_se=se[0],
+                    perp=means[1],
                     perp_se=se[1], total=means[2], alphas=alphas)
