@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from flax import struct
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from reprjax import _validate, kernels, ridge
+from reprjax import _validate, kernels, nystrom, ridge
 from reprjax.algorithm import Metrics, label_moments, summarise_run
 from reprjax.chunking import chunked_map
 from reprjax.data import DataConfig, sample_dataset, sample_roles, split_run_key
@@ -31,8 +31,17 @@ from reprjax.network import NetworkConfig, init_symmetric
 from reprjax.second_layer import HeadFit
 from reprjax.targets import MultiIndexTarget
 
-#: Relative ridge strengths for kernels (multiples of tr(K)/n).
-KERNEL_LAMBDAS: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+#: Relative ridge strengths for kernels (multiples of tr(K)/n).  1e-6 is on the grid because the validation error of
+#: the infinite NTK with bias still falls from 1e-5 to 1e-6 at d = 8 (docs/measurements.md, "Kernel ridge strengths").
+KERNEL_LAMBDAS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
+#: Kernel ridge solvers: ``exact`` factorises the ``n x n`` kernel (:func:`reprjax.ridge.kernel_ridge_path`),
+#: ``nystrom`` solves on ``centres`` Nystrom centres in ``O(block M + M^2)`` memory (:mod:`reprjax.nystrom`),
+#: ``auto`` takes ``exact`` up to ``exact_n_max`` fitting samples and ``nystrom`` beyond.
+KERNEL_SOLVERS = ("auto", "exact", "nystrom")
+
+#: Default number of Nystrom centres (docs/measurements.md, "Nystrom centres").
+DEFAULT_CENTRES = 4096
 
 
 @struct.dataclass
@@ -50,7 +59,12 @@ class KernelConfig:
         eNTK at n = 6554, d = 32: plain float32 Cholesky predictions already differ from float64 by at most 1.3e-5
         (relative) over the default grid (smallest strength 1e-5 tr(K)/n), at 0.57x the time; refinement adds
         O(n^2) per strength and closes that gap.
-      block: rows per block when predicting (bounds the ``block x n`` cross-kernel).
+      block: rows per block when predicting (bounds the ``block x n`` cross-kernel) and, for Nystrom, per block of
+        the normal equations (bounds the ``block x M`` kernel block).
+      kernel_solver: ``auto``, ``exact`` or ``nystrom`` (:data:`KERNEL_SOLVERS`); exact_n_max: the largest number
+        of fitting samples ``auto`` solves exactly (the ``n x n`` factorisation: 8192 takes ~10 s and 1 GiB).
+      centres: Nystrom centres ``M`` (at most the fitting samples); kernel_dtype: dtype of the Nystrom kernel blocks
+        (the normal equations are float64 either way, :mod:`reprjax.nystrom`).
       n_active: traced sample count (0/1 masks), as in Algorithm 1.
     """
 
@@ -66,6 +80,10 @@ class KernelConfig:
     solver: str = struct.field(pytree_node=False, default="auto")
     precision: str = struct.field(pytree_node=False, default="refined")
     block: int = struct.field(pytree_node=False, default=2048)
+    kernel_solver: str = struct.field(pytree_node=False, default="auto")
+    exact_n_max: int = struct.field(pytree_node=False, default=8192)
+    centres: int = struct.field(pytree_node=False, default=DEFAULT_CENTRES)
+    kernel_dtype: str = struct.field(pytree_node=False, default="float32")
     n_active: int | None = None
 
     def __post_init__(self) -> None:
@@ -81,8 +99,25 @@ class KernelConfig:
         _validate.check_int("block", self.block, low=1)
         _validate.check_choice("solver", self.solver, ridge.SOLVERS)
         _validate.check_choice("precision", self.precision, ridge.PRECISIONS)
+        _validate.check_choice("kernel_solver", self.kernel_solver, KERNEL_SOLVERS)
+        _validate.check_int("exact_n_max", self.exact_n_max, low=1)
+        _validate.check_int("centres", self.centres, low=1)
+        _validate.check_choice("kernel_dtype", self.kernel_dtype, nystrom.KERNEL_DTYPES)
+        if self.uses_nystrom and self.centres > self.n_fit:
+            raise ValueError(f"centres = {self.centres} exceeds the n_fit = {self.n_fit} fitting samples (n = {n} "
+                             f"less the validation share): centres must be in [1, {self.n_fit}]")
         if self.n_active is not None:
             _validate.check_number("n_active", self.n_active, low=2, high=n)
+
+    @property
+    def n_fit(self) -> int:
+        """Samples the kernel is fitted on (``n`` less the validation rows)."""
+        return self.n - max(1, round(self.val_fraction * self.n))
+
+    @property
+    def uses_nystrom(self) -> bool:
+        """Whether the Nystrom solver runs (``kernel_solver``, or ``auto`` past ``exact_n_max``)."""
+        return self.kernel_solver == "nystrom" or (self.kernel_solver == "auto" and self.n_fit > self.exact_n_max)
 
 
 def kernel_ridge_run(
@@ -103,24 +138,41 @@ def kernel_ridge_run(
     else:
         alpha, beta = jnp.zeros((), jnp.float32), jnp.zeros((target.d,), jnp.float32)
     residual = ds.y - alpha - ds.x @ beta
-    path = ridge.kernel_ridge_path(kernel_fn(x_fit, None), fit.take(residual), config.lambdas,
-                                   sample_weight=fit.weight, solver=config.solver, precision=config.precision)
-
-    def predict_all(x: Float[Array, "b d"]) -> Float[Array, "b L"]:
-        return chunked_map(lambda xc: kernel_fn(xc, x_fit) @ path.coef.T, (x,), config.block)
-
     x_val = val.take(ds.x)
     w_val = jnp.ones((x_val.shape[0],), jnp.float32) if val.weight is None else val.weight
+    if config.uses_nystrom:
+        path = nystrom.nystrom_ridge_path(kernel_fn, x_fit, fit.take(residual), config.lambdas, config.centres,
+                                          sample_weight=fit.weight, block=config.block,
+                                          kernel_dtype=config.kernel_dtype)
+
+        def predict_all(x: Float[Array, "b d"]) -> Float[Array, "b L"]:
+            return nystrom.predict(kernel_fn, x, path, config.block)
+    else:
+        path = ridge.kernel_ridge_path(kernel_fn(x_fit, None), fit.take(residual), config.lambdas,
+                                       sample_weight=fit.weight, solver=config.solver, precision=config.precision)
+
+        def predict_all(x: Float[Array, "b d"]) -> Float[Array, "b L"]:
+            return chunked_map(lambda xc: kernel_fn(xc, x_fit) @ path.coef.T, (x,), config.block)
+
     val_mse = ridge.validation_mse(predict_all(x_val), val.take(residual), w_val)
     index = ridge.select_lambda(val_mse)
-    coef = path.coef[index]
+
+    if config.uses_nystrom:
+        chosen = path.replace(coef=path.coef[index][None])
+
+        def head_output(x: Float[Array, "b d"]) -> Float[Array, " b"]:
+            return nystrom.predict(kernel_fn, x, chosen, config.block)[:, 0]
+    else:
+        def head_output(x: Float[Array, "b d"]) -> Float[Array, " b"]:
+            return kernel_fn(x, x_fit) @ path.coef[index]
 
     def predictor(x: Float[Array, "b d"]) -> Float[Array, " b"]:
-        return kernel_fn(x, x_fit) @ coef + alpha + x @ beta
+        return head_output(x) + alpha + x @ beta
 
     errors = held_out_errors(keys.test, target, predictor, config.n_test, config.test_chunk, config.data,
                              spike_key=keys.spike)
-    head = HeadFit(a=coef, lambdas=path.lambdas, val_mse=val_mse, index=index)
+    head = HeadFit(a=path.coef[index].astype(jnp.float32), lambdas=path.lambdas.astype(jnp.float32), val_mse=val_mse,
+                   index=index)
     return summarise_run(errors, head, jnp.asarray(jnp.nan, jnp.float32))
 
 

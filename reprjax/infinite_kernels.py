@@ -43,8 +43,10 @@ def _angles(x1, x2, bias_var, symmetric):
 def _prepare(x1, x2, bias_var):
     _validate.check_number("bias_var", bias_var, low=0.0)
     symmetric = _check_inputs(x1, x2)
-    x1 = jnp.asarray(x1, jnp.float32)
-    return x1, (x1 if symmetric else jnp.asarray(x2, jnp.float32)), symmetric
+    # float64 inputs (inside jax.enable_x64, e.g. reprjax.nystrom) keep float64; anything else is float32
+    dt = jnp.float64 if jnp.asarray(x1).dtype == jnp.float64 else jnp.float32
+    x1 = jnp.asarray(x1, dt)
+    return x1, (x1 if symmetric else jnp.asarray(x2, dt)), symmetric
 
 
 @functools.partial(jax.jit, static_argnames=("symmetric",))

@@ -1,0 +1,248 @@
+"""Kernel ridge at large ``n`` by the Nystrom method: memory ``O(block * M + M^2)``, never ``n x n``.
+
+Kernel ridge with ``n`` samples factorises an ``n x n`` matrix, which caps it near ``n ~ 10^4``; the kernel lower
+bound of Damian, Lee & Soltanolkotabi (2022, Section 3 and Appendix E: rotation-invariant kernels need ``n ~ d^p``)
+is only visible far past that.  Restricting the coefficients to ``M`` centres ``c_1..c_M`` (Williams & Seeger
+2001; Rudi, Camoriano & Rosasco 2015) gives, with the per-sample convention of :mod:`reprjax.ridge`,
+
+    alpha(lam) = argmin (1/n) sum_i w_i (K_nM alpha - y)_i^2 + lam alpha^T K_MM alpha
+               = (H + n lam K_MM)^{-1} b,      H = K_nM^T W K_nM,   b = K_nM^T W y,
+
+which equals exact kernel ridge when the centres are all the samples.  ``H`` and ``b`` are accumulated over blocks
+of ``block`` samples (kernel blocks computed on the fly), so the working set is one ``block x M`` kernel block plus
+the ``M x M`` matrices.  Every strength of a grid is then solved from two ``M x M`` eigendecompositions: of
+``K_MM = Q S Q^T`` (directions with ``S`` below ``eps * M * max S`` are dropped, making ``T = Q S^{-1/2}``) and of
+``T^T H T = V D V^T``, giving ``alpha(lam) = T V (D + n lam)^{-1} V^T T^T b``.
+
+Precision (docs/measurements.md, "Nystrom precision"): ``H`` squares the condition number of ``K_nM``.  The
+degree-``k`` eigenvalues of a rotation-invariant kernel fall like ``d^-k``, so at ``d = 16`` the degree-4 part of
+``H`` sits ~1e-10 below its top, under float32 resolution: normal equations in float32 lose exactly the part of the
+target the kernel study is about.  Here the kernel blocks are evaluated in ``kernel_dtype`` (float32 by default: the
+kernel values carry ~1e-7 relative error, well above what the degree-4 directions need only after squaring), and
+``H``, ``b`` and both eigendecompositions are float64, inside a scoped ``jax.enable_x64`` (predictions are float32,
+:func:`predict`).  The
+centres are the first ``M`` fitting samples, a uniform random subset (the samples are i.i.d.), which also keeps the
+sample-mask prefix property: a masked run with ``n_active >= M`` uses the same centres.
+
+A falkon-style preconditioned conjugate gradient (Rudi, Carratino & Rosasco 2017) would replace the ``n M^2``
+accumulation of ``H`` by ``O(n M)`` per iteration, but needs one solve per strength and float64 mat-vecs for the
+same accuracy; at the study's sizes (``M <= 8192``, a grid of strengths) the direct form was the faster of the two
+(docs/measurements.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+from jaxtyping import Array, Float
+
+from reprjax import _validate, ridge
+
+KernelFn = Callable[[Array, Array], Array]
+
+#: Dtypes the kernel blocks may be evaluated in.
+KERNEL_DTYPES = ("float32", "float64")
+
+
+@struct.dataclass
+class NystromPath:
+    """Nystrom kernel ridge solutions for a grid of strengths.
+
+    Attributes:
+      coef: ``(L, M)`` float64 coefficients on the centres; predictions ``K(x, centres) @ coef.T``.
+      lambdas: ``(L,)`` absolute ridge strengths (relative grid times the mean diagonal ``tr(K_nn) / n``).
+      centres: ``(M, d)`` the centres.
+      rank: number of directions of ``K_MM`` kept (numerical rank).
+    """
+
+    coef: Float[Array, "L M"]
+    lambdas: Float[Array, " L"]
+    centres: Float[Array, "M d"]
+    rank: Array
+
+
+def check_centres(centres: int, n_fit: int) -> int:
+    """``M`` must be an integer in ``[1, n_fit]`` (there are only ``n_fit`` samples to place centres on)."""
+    _validate.check_int("centres", centres, low=1)
+    if centres > n_fit:
+        raise ValueError(f"centres must be in [1, n_fit = {n_fit}] (the number of fitting samples), got {centres}")
+    return int(centres)
+
+
+def _blocks(array: Array, block: int) -> Array:
+    """Rows of ``array`` padded with zeros to a multiple of ``block`` and reshaped to ``(n_blocks, block, ...)``."""
+    n = array.shape[0]
+    pad = -n % block
+    padded = jnp.concatenate([array, jnp.zeros((pad,) + array.shape[1:], array.dtype)]) if pad else array
+    return padded.reshape((-1, block) + array.shape[1:])
+
+
+def _kernel_block(kernel_fn: KernelFn, x: Array, centres: Array, kernel_dtype: str) -> Array:
+    dt = jnp.float64 if kernel_dtype == "float64" else jnp.float32
+    return kernel_fn(x.astype(dt), centres.astype(dt)).astype(jnp.float64)
+
+
+def normal_equations(
+    kernel_fn: KernelFn,
+    x: Float[Array, "n d"],
+    y: Float[Array, " n"],
+    centres: Float[Array, "M d"],
+    weight: Float[Array, " n"] | None = None,
+    block: int = 4096,
+    kernel_dtype: str = "float32",
+) -> tuple[Float[Array, "M M"], Float[Array, " M"]]:
+    """``H = K_nM^T W K_nM`` and ``b = K_nM^T W y`` in float64, accumulated over blocks of ``block`` samples.
+
+    Call inside ``jax.enable_x64(True)``.  Memory: one ``(block, M)`` block and two ``M x M`` float64 matrices.
+    Cost: ``2 n M^2`` float64 FLOPs for ``H`` plus ``n`` / ``block`` kernel evaluations of ``block x M``.
+    """
+    n = x.shape[0]
+    w = jnp.ones((n,), jnp.float64) if weight is None else weight.astype(jnp.float64)
+    block = min(block, n)
+    xb, yb, wb = _blocks(x, block), _blocks(y.astype(jnp.float64), block), _blocks(w, block)  # padding: w = 0
+    m = centres.shape[0]
+
+    def step(carry, batch):
+        h, b = carry
+        xc, yc, wc = batch
+        k = _kernel_block(kernel_fn, xc, centres, kernel_dtype)
+        kw = k * wc[:, None]
+        return (h + kw.T @ k, b + kw.T @ yc), None
+
+    zeros = (jnp.zeros((m, m), jnp.float64), jnp.zeros((m,), jnp.float64))
+    (h, b), _ = jax.lax.scan(step, zeros, (xb, yb, wb))
+    return 0.5 * (h + h.T), b
+
+
+def solve_path(
+    kmm: Float[Array, "M M"],
+    h: Float[Array, "M M"],
+    b: Float[Array, " M"],
+    shifts: Float[Array, " L"],
+    rank_tol: float | None = None,
+) -> tuple[Float[Array, "L M"], Array]:
+    """``(H + s_l K_MM)^{-1} b`` for every shift ``s_l = n lam_l``, in float64, restricted to the range of ``K_MM``.
+
+    Two eigendecompositions serve the whole grid (module docstring).  Directions of ``K_MM`` with eigenvalue below
+    ``rank_tol * max`` (default ``M * eps``, eps of float64) are dropped; a zero shift gives the minimum-norm
+    solution in the kept directions.  Call inside ``jax.enable_x64(True)``.  Returns ``(coef, rank)``.
+    """
+    m = kmm.shape[0]
+    tol = m * jnp.finfo(jnp.float64).eps if rank_tol is None else rank_tol
+    s, q = jnp.linalg.eigh(0.5 * (kmm + kmm.T))
+    keep = s > tol * jnp.max(s)
+    t = q * jnp.where(keep, 1.0 / jnp.sqrt(jnp.where(keep, s, 1.0)), 0.0)[None, :]
+    a = t.T @ h @ t
+    dvals, v = jnp.linalg.eigh(0.5 * (a + a.T))
+    dvals = jnp.maximum(dvals, 0.0)
+    proj = v.T @ (t.T @ b)
+    denom = dvals[None, :] + shifts[:, None]
+    inv = jnp.where(denom > 0, 1.0 / jnp.where(denom > 0, denom, 1.0), 0.0)
+    coef = ((proj[None, :] * inv) @ v.T) @ t.T
+    return coef, jnp.sum(keep)
+
+
+def predict(
+    kernel_fn: KernelFn,
+    x: Float[Array, "n d"],
+    path: NystromPath,
+    block: int = 4096,
+) -> Float[Array, "n L"]:
+    """Predictions ``K(x, centres) @ coef.T`` of every strength in float32, one ``(block, M)`` block at a time.
+
+    float32 suffices here (unlike for the normal equations): at d = 8, n = 8192, M = 2048 the test error of float32
+    and float64 predictions agreed to 1e-7 (docs/measurements.md, "Nystrom precision"); and float32 keeps the
+    predictor safe inside loops that are batched outside a float64 scope (``vmap`` of ``fori_loop``).
+    """
+    n = x.shape[0]
+    block = min(block, n)
+    centres, coef = path.centres.astype(jnp.float32), path.coef.astype(jnp.float32)
+    out = jax.lax.map(lambda xc: kernel_fn(xc.astype(jnp.float32), centres).astype(jnp.float32) @ coef.T,
+                      _blocks(x, block))
+    return out.reshape((-1, out.shape[-1]))[:n]
+
+
+def select_centres(x: Float[Array, "n d"], centres: int,
+                   weight: Float[Array, " n"] | None = None) -> tuple[Float[Array, "M d"], Float[Array, " M"]]:
+    """The first ``centres`` active rows of ``x`` and their 0/1 weights (a mask keeps a prefix of the fit rows
+    active, so a masked run and an unmasked run of the same active size get the same centres)."""
+    if weight is None:
+        return x[:centres], jnp.ones((centres,), x.dtype)
+    start = jnp.argmax(weight > 0)
+    return (jax.lax.dynamic_slice_in_dim(x, start, centres),
+            (jax.lax.dynamic_slice_in_dim(weight, start, centres) > 0).astype(x.dtype))
+
+
+def nystrom_ridge_path(
+    kernel_fn: KernelFn,
+    x: Float[Array, "n d"],
+    y: Float[Array, " n"],
+    lambdas: tuple[float, ...],
+    centres: int,
+    sample_weight: Float[Array, " n"] | None = None,
+    block: int = 4096,
+    kernel_dtype: str = "float32",
+) -> NystromPath:
+    """Nystrom kernel ridge for a grid of relative strengths, centres the first ``centres`` active samples.
+
+    Strengths are relative to the mean diagonal ``tr(K_nn) / n`` (weighted), as in
+    :func:`reprjax.ridge.kernel_ridge_path`, so the two solvers agree when ``centres = n``.  With a 0/1
+    ``sample_weight`` (masks keep a prefix active) centres beyond the active samples get weight 0: their kernel
+    columns vanish and :func:`solve_path` drops them as null directions of ``K_MM``.
+
+    Args:
+      kernel_fn: ``(x1, x2) -> (n1, n2)`` kernel, evaluated on blocks only.
+      x: ``(n, d)`` inputs; y: ``(n,)`` targets.
+      lambdas: relative ridge strengths, each ``>= 0``.
+      centres: ``M``, in ``[1, n]``.
+      sample_weight: optional 0/1 mask.
+      block: samples per kernel block (memory ``block * M`` float64).
+      kernel_dtype: ``float32`` (default) or ``float64``, the dtype the kernel blocks are evaluated in.
+
+    Returns:
+      :class:`NystromPath` (float64 coefficients).
+    """
+    if x.ndim != 2 or y.shape != x.shape[:1]:
+        raise ValueError(f"x must be (n, d) and y (n,), got {x.shape} and {y.shape}")
+    n = x.shape[0]
+    check_centres(centres, n)
+    _validate.check_int("block", block, low=1)
+    _validate.check_choice("kernel_dtype", kernel_dtype, KERNEL_DTYPES)
+    ridge.check_lambdas(lambdas)
+    _validate.check_finite_array("x", x)
+    _validate.check_finite_array("y", y)
+    with jax.enable_x64(True):
+        c, cw = select_centres(x, centres, sample_weight)
+        cw = cw.astype(jnp.float64)
+
+        def masked_kernel(x1, x2):
+            return kernel_fn(x1, x2) * cw.astype(x1.dtype)[None, :]
+
+        h, b = normal_equations(masked_kernel, x, y, c, sample_weight, block, kernel_dtype)
+        kmm = _kernel_block(kernel_fn, c, c, kernel_dtype) * cw[:, None] * cw[None, :]
+        w = jnp.ones((n,), jnp.float64) if sample_weight is None else sample_weight.astype(jnp.float64)
+        diag = predict_diag(kernel_fn, x, block, kernel_dtype)
+        n_eff = jnp.sum(w)
+        lam = jnp.asarray(lambdas, jnp.float64) * (jnp.sum(w * diag) / n_eff)
+        coef, rank = solve_path(kmm, h, b, n_eff * lam)
+        return NystromPath(coef=coef * cw[None, :], lambdas=lam, centres=c, rank=rank)
+
+
+def predict_diag(kernel_fn: KernelFn, x: Float[Array, "n d"], block: int = 4096,
+                 kernel_dtype: str = "float32") -> Float[Array, " n"]:
+    """``k(x_i, x_i)`` for every row, from ``kernel_fn`` on one row at a time (vmapped over a block)."""
+    n = x.shape[0]
+    block = min(block, n)
+
+    def one(xi):
+        return _kernel_block(kernel_fn, xi[None], xi[None], kernel_dtype)[0, 0]
+
+    out = jax.lax.map(jax.vmap(one), _blocks(x, block))
+    return out.reshape(-1)[:n]
+
+
+__all__ = ["KERNEL_DTYPES", "NystromPath", "check_centres", "normal_equations", "nystrom_ridge_path", "predict",
+           "predict_diag", "select_centres", "solve_path"]
