@@ -165,28 +165,69 @@ def test_bad_grid_raises_before_writing(tmp_path):
     with pytest.raises(ValueError, match="r must be in"):
         sweep.run_sweep(small_grid(targets=(sweep.TargetSpec.of("paper", r=8),)), tmp_path / "b", progress=False)
     with pytest.raises(ValueError, match="execution"):
-        sweep.Runner(small_grid(), execution="threaded")
+        sweep.make_executor(execution="threaded")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_auto_execution_on_cpu_runs_side_by_side_only_what_balances_and_fits(monkeypatch):
     monkeypatch.setattr(sweep.host_threads, "cpu_cores", lambda: 2)
-    runner = sweep.Runner(small_grid())
+    executor = sweep.make_executor()
+    assert isinstance(executor, sweep.CpuExecutor)
 
     def group(seeds, **kw):
         return sweep.make_groups(small_grid(seeds=seeds, **kw))[0]
 
-    assert runner.path(group(4)) == "threads"
-    assert runner.path(group(9)) == "threads"  # 5 and 4 runs: the idle tail is short
-    assert runner.path(group(3)) == "loop"  # 2 and 1 runs: one core idle half the time
-    assert runner.path(group(1)) == "loop"
-    monkeypatch.setattr(sweep, "CPU_THREADS_BYTES", sweep._working_set(group(4)) * 2 - 1)
-    assert runner.path(group(4)) == "loop"  # two runs at once would not fit the memory budget
-    monkeypatch.setattr(sweep, "CPU_THREADS_BYTES", 4 * 2**30)
+    def working_set(g):
+        return sweep.method_cost(g.method, g.configs[0], g.d).working_set_bytes
+
+    assert executor.path(group(4)) == "threads"
+    assert executor.path(group(9)) == "threads"  # 5 and 4 runs: the idle tail is short
+    assert executor.path(group(3)) == "loop"  # 2 and 1 runs: one core idle half the time
+    assert executor.path(group(1)) == "loop"
+    monkeypatch.setattr(sweep.cpu, "CPU_THREADS_BYTES", working_set(group(4)) * 2 - 1)
+    assert executor.path(group(4)) == "loop"  # two runs at once would not fit the memory budget
+    monkeypatch.setattr(sweep.cpu, "CPU_THREADS_BYTES", 4 * 2**30)
     monkeypatch.setattr(sweep.host_threads, "cpu_cores", lambda: 1)
-    assert runner.path(group(4)) == "loop"
+    assert executor.path(group(4)) == "loop"
     # the loop holds OpenBLAS to one thread unless a run factorises a large matrix (kernel ridge at large n)
-    assert runner.loop_blas_limit(group(3)) == 1
+    assert executor.blas_limit(group(3), "loop") == 1
     big = group(3, methods=("entk",), n=(4096,))
-    assert sweep._largest_factorisation(big) == 4096 and runner.loop_blas_limit(big) is None
-    assert sweep.Runner(small_grid(), "loop").loop_blas_limit(group(3)) is None  # explicit loop: untouched
+    assert sweep.method_cost(big.method, big.configs[0], big.d).largest_factorisation == 4096
+    assert executor.blas_limit(big, "loop") is None
+    assert sweep.make_executor("loop").blas_limit(group(3), "loop") is None  # explicit loop: untouched
+    assert executor.blas_limit(group(3), "sharded") == 1  # host devices side by side
+
+
+def test_hyper_parameter_applies_only_to_the_methods_that_declare_it():
+    grid = small_grid(methods=("algorithm1", "entk"), n=(96,), hyper=(("n_test", (256,)), ("eta_scale", (0.5, 1.0))))
+    runs = grid.runs()
+    alg = [r for r in runs if r["method"] == "algorithm1"]
+    ntk = [r for r in runs if r["method"] == "entk"]
+    assert sorted({r["eta_scale"] for r in alg}) == [0.5, 1.0] and len(alg) == 2 * 2
+    assert len(ntk) == 2 and all("eta_scale" not in r and r["n_test"] == 256 for r in ntk)  # not duplicated
+    groups = sweep.make_groups(grid)  # every config builds: the kernel config never sees eta_scale
+    assert {g.method.name for g in groups} == {"algorithm1", "entk"}
+    assert all(c.n_test == 256 for g in groups for c in g.configs)
+
+
+def test_hyper_parameter_no_method_declares_is_refused_in_one_line_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match=r"^hyper-parameter 'eta_scal' is not a field .*algorithm1, entk\)$"):
+        sweep.run_sweep(small_grid(methods=("algorithm1", "entk"), hyper=(("eta_scal", (1.0,)),)), tmp_path / "a",
+                        progress=False)
+    with pytest.raises(ValueError, match="method_hyper for 'entk': 'eta_scale' is not a field"):
+        small_grid(method_hyper=(("entk", (("eta_scale", 2.0),)),), methods=("entk",)).runs()
+    assert not (tmp_path / "a").exists()
+    # a name that is no field but that the config builder converts (the spike exponent) is declared
+    assert len(small_grid(hyper=(("spike_beta", (0.5,)),)).runs()) == 2 * 2 * 2
+
+
+@pytest.mark.parametrize("field, value", [("seeds", 0), ("seeds", 1.5), ("dims", (6, 6)), ("dims", (6.5,)),
+                                          ("dims", ()), ("n", (96, 96)), ("n", (0,)), ("widths", (16, 16.0))])
+def test_grid_refuses_bad_sizes_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=f"^{field} must"):
+        small_grid(**{field: value})
+
+
+def test_sample_counts_from_a_callable_are_checked_when_expanded():
+    with pytest.raises(ValueError, match="^n must be an integer"):
+        small_grid(n=lambda d: [d * 1.5]).runs()

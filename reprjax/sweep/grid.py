@@ -1,0 +1,284 @@
+"""The grid layer of a sweep: what to run, expanded into runs and grouped into programs.
+
+A :class:`Grid` expands into runs ``(method, target, d, n, width, hyper-parameters, seed)``.  Runs whose configs
+share a PyTree structure (the same static fields: shapes and choices) form a :class:`Group` that one compiled
+program runs at once: seeds and leaf hyper-parameters (step size, noise, ...) are stacked; with ``mask_samples``
+the sample counts of a group are masked up to its largest ``n`` (0/1 weights, the ``n_active`` leaf) so that
+several ``n`` share one program.  The first ``n`` samples of a larger draw are exactly the samples of a draw of
+size ``n`` (jax's partitionable threefry), so masking changes no data.
+
+A hyper-parameter belongs to the methods whose config declares it (a field of the config or of a config nested in
+it, or a name the method's ``make_config`` converts): runs of the other methods neither get it nor are multiplied
+by its values, and a hyper-parameter no method of the grid declares is refused before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+
+from reprjax import targets as targets_mod
+from reprjax._validate import check_int
+from reprjax.methods import Method, get_method, with_n_active
+
+#: The target families a grid can name (the runs draw them from their seed key at dimension ``d``).
+TARGETS: dict[str, Callable[..., Any]] = {
+    "paper": targets_mod.paper_target,
+    "single_index": targets_mod.single_index,
+    "giant_step": targets_mod.giant_step,
+    "staircase": targets_mod.staircase,
+    "random_polynomial": targets_mod.random_polynomial,
+    "transfer_pair": targets_mod.transfer_pair,
+}
+
+RUN_FIELDS = ("method", "target", "d", "n", "width", "seed")
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetSpec:
+    """A catalogue target by name with its keyword arguments (``d`` and the key come from the run)."""
+
+    name: str = "paper"
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    normalise: bool = False
+
+    def __post_init__(self) -> None:
+        if self.name not in TARGETS:
+            raise ValueError(f"target must be one of {tuple(TARGETS)}, got {self.name!r}")
+
+    @classmethod
+    def of(cls, name: str, normalise: bool = False, **kwargs: Any) -> "TargetSpec":
+        """The spec of catalogue target ``name`` with keyword arguments ``kwargs``."""
+        return cls(name, tuple(sorted(kwargs.items())), normalise)
+
+    def build(self, key: jax.Array, d: int) -> Any:
+        """The target (or ``(source, target)`` pair) drawn from ``key`` at dimension ``d``."""
+        out = TARGETS[self.name](key, d, **dict(self.kwargs))
+        if self.normalise:
+            out = tuple(t.normalise() for t in out) if isinstance(out, tuple) else out.normalise()
+        return out
+
+    def check(self, d: int) -> None:
+        """Raise ``ValueError`` now (not mid-sweep) if the target cannot be built at dimension ``d``."""
+        jax.eval_shape(lambda k: self.build(k, d), jax.random.key(0))
+
+    def is_pair(self, d: int) -> bool:
+        """Whether the target is a ``(source, target)`` pair (as :func:`reprjax.targets.transfer_pair`)."""
+        return isinstance(jax.eval_shape(lambda k: self.build(k, d), jax.random.key(0)), tuple)
+
+    def label(self) -> str:
+        """The name with its keyword arguments, e.g. ``paper,p=4,r=2`` (the ``target`` column of a row)."""
+        return self.name + "".join(f",{k}={v}" for k, v in self.kwargs)
+
+
+def _check_sizes(name: str, values: Sequence[Any]) -> tuple[int, ...]:
+    """``values`` as positive integers without repeats; ``ValueError`` naming ``name`` otherwise."""
+    out = tuple(check_int(name, v, low=1) for v in values)
+    if not out:
+        raise ValueError(f"{name} must hold at least one value, got {tuple(values)!r}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} must not repeat a value, got {out}")
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """Runs = methods x targets x dims x n x widths x hyper-parameter grid x seeds (a full product).
+
+    Attributes:
+      methods: names from :data:`reprjax.methods.METHODS`.
+      targets: target families.
+      dims: input dimensions ``d`` (positive integers, no repeats).
+      n: sample counts, or a callable ``d -> sequence of n`` (e.g. a geometric grid scaled with ``d``).
+      widths: network widths ``m``.
+      hyper: ``(name, values)`` pairs; every combination is run for the methods that declare ``name``.
+      seeds: number of seeds (>= 1); run ``s`` uses ``jax.random.key(seed_offset + s)`` for its target and data,
+        so every method and hyper-parameter sees the same target and samples for a given seed.
+      method_hyper: per-method extra fixed hyper-parameters (``{"entk": {"solver": "cholesky"}}``).
+      method_n_max: per-method cap on ``n`` (kernel ridge is ``O(n^3)``).
+    """
+
+    methods: tuple[str, ...]
+    dims: tuple[int, ...]
+    n: tuple[int, ...] | Callable[[int], Sequence[int]]
+    widths: tuple[int, ...] = (1024,)
+    targets: tuple[TargetSpec, ...] = (TargetSpec(),)
+    hyper: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    seeds: int = 3
+    seed_offset: int = 0
+    method_hyper: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    method_n_max: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        check_int("seeds", self.seeds, low=1)
+        check_int("seed_offset", self.seed_offset, low=0)
+        _check_sizes("dims", self.dims)
+        _check_sizes("widths", self.widths)
+        if not callable(self.n):
+            _check_sizes("n", self.n)
+
+    def sample_counts(self, d: int) -> tuple[int, ...]:
+        """The sample counts at dimension ``d`` (``n`` or ``n(d)``), checked."""
+        return _check_sizes("n", self.n(d) if callable(self.n) else self.n)
+
+    def hyper_of(self, method: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+        """The ``(name, values)`` pairs of :attr:`hyper` that ``method`` declares."""
+        declared = declared_hyper(get_method(method), self._probe_values(), self._probe_sizes())
+        return tuple((k, v) for k, v in self.hyper if k in declared)
+
+    def _probe_values(self) -> dict[str, Any]:
+        return {k: (v[0] if v else None) for k, v in self.hyper}
+
+    def _probe_sizes(self) -> tuple[int, int, int]:
+        d = int(self.dims[0])
+        return d, self.sample_counts(d)[0], int(self.widths[0])
+
+    def check_hyper(self) -> None:
+        """Raise ``ValueError`` in one line if a hyper-parameter is declared by no method of the grid, or a
+        ``method_hyper`` entry names a hyper-parameter its method does not declare."""
+        sizes = self._probe_sizes()
+        declared = {m: declared_hyper(get_method(m), self._probe_values(), sizes) for m in self.methods}
+        for name, _ in self.hyper:
+            if not any(name in found for found in declared.values()):
+                raise ValueError(f"hyper-parameter {name!r} is not a field of the config of any method of this "
+                                 f"grid ({', '.join(self.methods)})")
+        for method, extra in self.method_hyper:
+            found = declared_hyper(get_method(method), dict(extra), sizes)
+            missing = [k for k, _ in extra if k not in found]
+            if missing:
+                raise ValueError(f"method_hyper for {method!r}: {missing[0]!r} is not a field of its config")
+
+    def runs(self) -> list[dict[str, Any]]:
+        """All runs as dicts (method, target, d, n, width, seed and each hyper-parameter), in a stable order."""
+        for method in self.methods:
+            get_method(method)
+        self.check_hyper()
+        extra = {m: dict(h) for m, h in self.method_hyper}
+        caps = dict(self.method_n_max)
+        out = []
+        for method, target in itertools.product(self.methods, self.targets):
+            hyper = self.hyper_of(method)
+            names = [k for k, _ in hyper]
+            combos = list(itertools.product(*[v for _, v in hyper])) or [()]
+            for d in self.dims:
+                for n in self.sample_counts(d):
+                    if method in caps and n > caps[method]:
+                        continue
+                    for width, combo, seed in itertools.product(self.widths, combos, range(self.seeds)):
+                        run = dict(method=method, target=target.label(), d=int(d), n=int(n), width=int(width),
+                                   seed=int(seed))
+                        run.update(extra.get(method, {}))
+                        run.update(dict(zip(names, combo)))
+                        out.append(run)
+        return out
+
+    def target_spec(self, label: str) -> TargetSpec:
+        """The target spec whose :meth:`TargetSpec.label` is ``label``."""
+        return next(t for t in self.targets if t.label() == label)
+
+
+def config_fields(config: Any) -> set[str]:
+    """Field names of a config dataclass and of every config dataclass nested in it (network, data, head)."""
+    names: set[str] = set()
+    for field in dataclasses.fields(config):
+        names.add(field.name)
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            names |= config_fields(value)
+    return names
+
+
+def declared_hyper(method: Method, probe: dict[str, Any], sizes: tuple[int, int, int]) -> set[str]:
+    """The names among ``probe``'s keys that ``method`` takes as hyper-parameters.
+
+    A name is declared when it is a field of the config ``method.make_config`` builds (or of a config nested in
+    it), or, for a name that is no field (an alias such as ``spike_beta``, which the config builder converts), when
+    ``make_config`` accepts it without a ``TypeError`` for an unexpected keyword.
+
+    Args:
+      method: a registered method.
+      probe: hyper-parameter names, each with a value to try (aliases are tried with it).
+      sizes: ``(d, n, width)`` at which the config is built for inspection.
+
+    Returns:
+      The declared names.
+    """
+    fields = config_fields(method.make_config(*sizes, {}))
+    declared = {k for k in probe if k in fields}
+    for name in set(probe) - declared:
+        try:
+            method.make_config(*sizes, {name: probe[name]})
+        except TypeError as err:
+            if "unexpected keyword argument" in str(err):
+                continue
+        except Exception:  # noqa: BLE001 - the name was taken; its value is checked when the run is built
+            pass
+        declared.add(name)
+    return declared
+
+
+def hyper_of_run(run: dict[str, Any]) -> dict[str, Any]:
+    """The hyper-parameters of a run dict (everything but the run fields)."""
+    return {k: v for k, v in run.items() if k not in RUN_FIELDS}
+
+
+def config_of(method: Method, run: dict[str, Any]) -> Any:
+    """The method's config for one run dict."""
+    return method.make_config(run["d"], run["n"], run["width"], hyper_of_run(run))
+
+
+@dataclasses.dataclass
+class Group:
+    """Runs sharing one compiled program: one method, target and ``d``, configs of one PyTree structure."""
+
+    method: Method
+    d: int
+    target: TargetSpec
+    runs: list[dict[str, Any]]
+    configs: list[Any]
+    group_id: str
+
+    @property
+    def size(self) -> int:
+        return len(self.runs)
+
+
+def stable_id(obj: Any) -> str:
+    """A short hash of a JSON-able object (group ids, the manifest's run list)."""
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def make_groups(grid: Grid, mask_samples: bool = False) -> list[Group]:
+    """Group the grid's runs by (method, target, d, config structure).
+
+    Args:
+      grid: the runs.
+      mask_samples: the sample count becomes the ``n_active`` leaf of a config at the group's largest ``n``, for
+        the methods that support masks, so that several ``n`` share one program.
+
+    Returns:
+      The groups in the grid's order (every config is built: bad input raises here, before anything runs).
+    """
+    buckets: dict[Any, list[tuple[dict[str, Any], Any]]] = {}
+    for run in grid.runs():
+        method = get_method(run["method"])
+        config = config_of(method, run)
+        probe = with_n_active(config, 10**9, 2) if mask_samples and method.supports_mask else config
+        key = (run["method"], run["target"], run["d"], jax.tree.structure(probe))
+        buckets.setdefault(key, []).append((run, config))
+    groups = []
+    for key, members in buckets.items():
+        method = get_method(key[0])
+        runs = [r for r, _ in members]
+        configs = [c for _, c in members]
+        if mask_samples and method.supports_mask:
+            n_max = max(r["n"] for r in runs)
+            configs = [with_n_active(config_of(method, {**r, "n": n_max}), n_max, r["n"]) for r in runs]
+        groups.append(Group(method, key[2], grid.target_spec(key[1]), runs, configs, stable_id(runs)))
+    return groups
