@@ -1,0 +1,175 @@
+"""Beyond one step: targets one step cannot learn (information exponent >= 3, staircase, ``sign(z1 z2 z3)``),
+learned by one step (Algorithm 1), by GD reusing one batch and by online SGD; ``n*`` against ``d`` with bootstrap
+intervals, the Hermite energy learned per degree, and the overlap trajectories.
+
+Theory to compare with (the report prints it next to the measured exponents):
+
+* one step at ``n ~ d^2`` finds ``span(U)`` only through ``H`` (PAPER.md): it fails on ``h_3``, ``h_4`` and
+  ``sign(z1 z2 z3)`` (no degree-2 part), error near the baseline below;
+* online SGD needs ``n ~ d^(k-1)`` samples for information exponent ``k >= 3`` (Ben Arous, Gheissari & Jagannath
+  2021), i.e. exponent 2 for ``h_3`` and 3 for ``h_4``;
+* GD reusing a batch is reported to learn such single-index targets with ``n ~ d`` up to logarithms (Dandi et al.
+  2024, "The benefits of reusing batches"): exponent about 1.
+
+Thresholds are not taken from the code under test: for each target, :func:`baseline_error` is the normalised error
+left by the best predictor that knows nothing of ``U`` beyond what Algorithm 1's pre-processing fits (the constant
+and linear Hermite parts), computed from the target's exact Hermite coefficients (polynomial targets) or the
+float64 Gauss-Hermite quadrature of :mod:`reprjax.link_targets`; a run has learned the target when its error falls
+below ``threshold_fraction`` of that baseline.
+
+Registration this study needs (see the module's report in the session notes): methods ``gd_reuse``, ``gd_fresh``,
+``online_sgd`` (:mod:`reprjax.multistep_methods`) and the sweep target ``link`` (:func:`link_targets.link_target`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import pandas as pd
+
+from reprjax import link_targets, plot_dynamics, plotting, sweep
+from reprjax.experiments import analysis, base
+
+NAME = "beyond-one-step"
+
+#: study target name -> (sweep target name, its kwargs, normalise)
+TARGETS: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "he3": ("single_index", dict(k=3), False),
+    "he4": ("single_index", dict(k=4), False),
+    "staircase": ("staircase", dict(length=3), True),
+    "sign3": ("link", dict(link="sign3"), False),
+}
+
+#: (method, study target) -> exponent of n* in d that the literature predicts (module docstring)
+THEORY: dict[tuple[str, str], str] = {
+    ("algorithm1", "he3"): "not learned at n ~ d^2", ("algorithm1", "he4"): "not learned at n ~ d^2",
+    ("algorithm1", "sign3"): "not learned at n ~ d^2",
+    ("online_sgd", "he3"): "2 (d^(k-1), Ben Arous et al. 2021)", ("online_sgd", "he4"): "3 (d^(k-1))",
+    ("gd_reuse", "he3"): "about 1 (Dandi et al. 2024)", ("gd_reuse", "he4"): "about 1 (Dandi et al. 2024)",
+}
+
+
+def spec(name: str) -> sweep.TargetSpec:
+    """The sweep's target for a study target name."""
+    target, kwargs, normalise = TARGETS[name]
+    return sweep.TargetSpec.of(target, normalise=normalise, **kwargs)
+
+
+def baseline_error(name: str) -> float:
+    """``1 - (energy in degrees <= 1) / E[f*^2]``: the error left once the constant and linear parts are fitted,
+    from exact coefficients (polynomial targets) or the float64 quadrature (links) -- not from a trained model."""
+    target, kwargs, _ = TARGETS[name]
+    if target == "link":
+        expansion = link_targets.link_target(jax.random.key(0), 8, **kwargs).expansion(1)
+        return float(1.0 - np.sum(expansion.energy_by_degree()) / expansion.second_moment)
+    built = sweep.TARGETS[target](jax.random.key(0), 8, **kwargs)
+    coeffs = np.asarray(built.coeffs, np.float64)
+    low = np.asarray([sum(a) <= 1 for a in built.alphas])
+    return float(1.0 - np.sum(coeffs[low] ** 2) / np.sum(coeffs**2))
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    dims: tuple[int, ...] = (16, 32, 64)
+    targets: tuple[str, ...] = ("he3", "he4")
+    methods: tuple[str, ...] = ("algorithm1", "gd_reuse", "online_sgd")
+    power: float = 2.0
+    n_multiples: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+    width: int = 512
+    seeds: int = 3
+    threshold_fraction: float = 0.5
+    reuse_steps: int = 8
+    online_batch: int = 16
+    record_every: int | None = None
+    n_test: int = 4096
+    bootstrap: int = 1000
+    mask_samples: bool = False
+
+    def __post_init__(self) -> None:
+        base.check_positive_ints("dims", self.dims, low=3)
+        bad = [t for t in self.targets if t not in TARGETS]
+        if bad or not self.targets:
+            raise ValueError(f"targets must be a non-empty subset of {sorted(TARGETS)}, got {list(self.targets)}")
+        if not self.methods:
+            raise ValueError("methods must be a non-empty list of registered method names")
+        if not self.power > 0:
+            raise ValueError(f"power must be > 0, got {self.power}")
+        if not self.n_multiples or any(c <= 0 for c in self.n_multiples):
+            raise ValueError(f"n_multiples must be a non-empty list of positive numbers, got {list(self.n_multiples)}")
+        if self.width < 2 or self.width % 2:
+            raise ValueError(f"width must be an even integer >= 2, got {self.width}")
+        base.check_seeds(self.seeds)
+        if not 0 < self.threshold_fraction < 1:
+            raise ValueError(f"threshold_fraction must be in (0, 1), got {self.threshold_fraction}")
+        base.check_positive_ints("reuse_steps", (self.reuse_steps,))
+        base.check_positive_ints("online_batch", (self.online_batch,))
+        if self.record_every is not None:
+            base.check_positive_ints("record_every", (self.record_every,))
+
+
+def grid(config: Config) -> sweep.Grid:
+    multi = tuple(m for m in config.methods if m != "algorithm1")
+    extra = dict(gd_reuse=(("steps", config.reuse_steps),), online_sgd=(("batch_size", config.online_batch),))
+    if config.record_every is not None:
+        extra = {m: extra.get(m, ()) + (("record_every", config.record_every),) for m in multi}
+    return sweep.Grid(
+        methods=config.methods, targets=tuple(spec(t) for t in config.targets), dims=config.dims,
+        n=lambda d: base.n_grid(d, config.n_multiples, power=config.power), widths=(config.width,),
+        hyper=(("n_test", (config.n_test,)),), seeds=config.seeds,
+        method_hyper=tuple((m, v) for m, v in extra.items() if m in config.methods),
+    )
+
+
+def _study_name(config: Config, label: str) -> str:
+    return next(t for t in config.targets if spec(t).label() == label)
+
+
+def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
+    """Per study target: its baseline and threshold, error curves, ``n*`` table and exponents per method."""
+    out: dict[str, Any] = {}
+    for label, sub in df.groupby("target"):
+        name = _study_name(config, label)
+        threshold = config.threshold_fraction * baseline_error(name)
+        exps = [dict(analysis.bootstrap_exponent(sub, m, threshold, n_boot=config.bootstrap),
+                     theory=THEORY.get((m, name), "")) for m in config.methods if m in set(sub["method"])]
+        out[name] = dict(baseline=baseline_error(name), threshold=threshold, curves=analysis.error_curves(sub),
+                         n_star=analysis.n_star_table(sub, threshold), exponents=pd.DataFrame(exps),
+                         failed_runs=int((sub["status"] != "ok").sum()))
+    return out
+
+
+def report(summary: dict[str, Any], config: Config) -> str:
+    lines = []
+    for name, s in summary.items():
+        curves = s["curves"].pivot_table(index=["d", "n"], columns="method", values="mean").round(3)
+        lines += [f"== {name}: baseline error {s['baseline']:.3f} (pre-processing only), threshold "
+                  f"{s['threshold']:.3f}", "normalised test MSE (mean over seeds):", curves.to_string(), "",
+                  "exponent of n* against d (bootstrap 95%) | theory:"]
+        for _, row in s["exponents"].iterrows():
+            lines.append(f"  {row['method']:12s} {base.fmt(row['exponent'])} [{base.fmt(row['low'])}, "
+                         f"{base.fmt(row['high'])}] (dims resolved {row['dims_resolved']}/{len(config.dims)}) | "
+                         f"{row['theory'] or '-'}")
+        if s["failed_runs"]:
+            lines.append(f"failed runs (not averaged): {s['failed_runs']}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:
+    out: list[Path] = []
+    summary = summarise(df, config)
+    for label, sub in df.groupby("target"):
+        name = _study_name(config, label)
+        out += plotting.error_vs_n(sub, Path(out_dir) / f"error_vs_n_{name}", threshold=summary[name]["threshold"],
+                                   title=name)
+        if "energy_perp" in sub.columns:
+            out += plot_dynamics.energy_vs_n(sub[sub["energy_perp"].notna()], Path(out_dir) / f"energy_{name}",
+                                             title=name)
+        if "traj_steps" in sub.columns and sub["traj_steps"].notna().any():
+            out += plot_dynamics.trajectories_vs_step(sub[sub["traj_steps"].notna()],
+                                                      Path(out_dir) / f"alignment_steps_{name}", title=name)
+    return out
