@@ -1,20 +1,12 @@
 """Independent runs side by side on the CPU cores: one worker thread per core, LAPACK held to one thread.
 
-On CPU, jaxlib's factorisations (eigh, Cholesky) call the OpenBLAS that scipy ships, which keeps its own pool of
-threads next to XLA's.  With both pools on the same cores, small and medium runs spend their time in contention.
-Measured on 2 cores (d = 16, n = 2048, m = 256, one step plus ridge over 10 strengths, 64 runs): a loop of jitted
-runs made 94-115 configs/s, the same loop with OpenBLAS at one thread 109-161, single jitted runs on two worker
-threads with OpenBLAS at one thread 177-235, and the runs split into one ``lax.map`` program per worker (what
-:func:`run_split` does: no Python dispatch per run) 246.  Larger runs gain too (full Algorithm 1 run with a
-2,000-sample test set, single runs on two threads): d = 24, n = 4608, m = 512: 14.7 -> 29.3 runs/s; d = 64,
-n = 16384, m = 512: 6.0 -> 7.7; eNTK ridge at n = 2304: 2.1 -> 3.3.  A single large factorisation, on the other
-hand, wants OpenBLAS's threads (a float32 Cholesky at k = 8192: 1.8 s with two threads, 2.8 s with one), so the
-limit is set only while several workers run, and lifted afterwards.
-
-The runs of a worker are looped with ``lax.map``, never vmapped: jaxlib's batched LAPACK kernels wait on XLA's
-intra-op pool and hang when several executions hold it at once (see :func:`reprjax.sweep.sharded_program`); a
-single factorisation does not.  Concurrent first calls of one jitted program compile it once (jax deduplicates).
-The limit uses threadpoolctl, the maintained way to set the thread count of a loaded BLAS at run time.
+On CPU, jaxlib's factorisations call the OpenBLAS that scipy ships, which keeps its own threads next to XLA's; with
+both pools on the same cores small and medium runs spend their time in contention, while a single large
+factorisation wants OpenBLAS's threads.  So :func:`run_split` holds OpenBLAS to one thread only while its workers
+run (measurements: docs/measurements.md, "Sweep execution on CPU").  The runs of a worker are looped with
+``lax.map``, never vmapped: jaxlib's batched LAPACK kernels can hang when several executions hold XLA's intra-op
+pool (docs/measurements.md, "Batched factorisations on host devices").  When to run side by side is decided by the
+sweep's CPU executor (:class:`reprjax.sweep.cpu.CpuExecutor`); this module only provides the means.
 """
 
 from __future__ import annotations

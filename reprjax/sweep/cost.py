@@ -34,7 +34,7 @@ def run_sizes(config: Any) -> tuple[int, int]:
 def method_cost(method: Method, config: Any, d: int) -> Cost:
     """The cost of one run of ``method`` with ``config`` at input dimension ``d``.
 
-    Kernel ridge (``entk``, ``ntk_infinite``) holds and factorises ``n x n`` Gram matrices; ``multistep`` trains by
+    Kernel ridge (methods registered with ``kernel=True``; ``entk``, ``ntk_infinite``) holds and factorises ``n x n`` Gram matrices; ``multistep`` trains by
     optax and factorises nothing; the network's ridge head factorises at most ``min(n, width)`` (primal
     ``m x m`` when ``n > m``, dual ``n x n`` otherwise).  This is the one place that knows costs by method; it
     will move to the method registry, where each method states its own.
@@ -49,7 +49,7 @@ def method_cost(method: Method, config: Any, d: int) -> Cost:
     """
     n, width = run_sizes(config)
     working_set = 4.0 * n * (d + 3 * width) + 4.0 * 3 * width * width
-    if method.name in _KERNEL_METHODS:
+    if getattr(method, "kernel", False) or method.name in _KERNEL_METHODS:
         return Cost(working_set + 4.0 * 3 * n * n, n)
     if method.name == "multistep":
         return Cost(working_set, 0)

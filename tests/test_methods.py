@@ -1,0 +1,43 @@
+"""A new method is one file: the baseline of docs/adding_a_method.md registers and runs through a sweep unchanged."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reprjax import methods, sweep
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "adding_a_method.md"
+
+
+def _blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """The registry as the document leaves it: a copy, so the test's method does not outlive the test."""
+    monkeypatch.setattr(methods, "METHODS", dict(methods.METHODS))
+    module: dict = {"__name__": "quadratic_ridge"}
+    exec(compile(_blocks()[0], str(DOC), "exec"), module)  # noqa: S102 - the document's own code
+    return module
+
+
+def test_the_documented_method_registers_without_touching_the_sweep(registry):
+    assert methods.get_method("quadratic_ridge") is registry["QUADRATIC_RIDGE"]
+    config = registry["make_config"](8, 256, 64, {"noise": 0.1, "n_test": 512})
+    assert config.n == 256 and config.n_test == 512 and float(config.data.noise) == pytest.approx(0.1)
+
+
+def test_the_documented_grid_runs_each_hyper_parameter_only_for_the_methods_declaring_it(registry, tmp_path,
+                                                                                         monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(_blocks()[1], str(DOC), "exec"), {"__name__": "doc_grid"})  # noqa: S102
+    df = sweep.load_results(tmp_path / "runs" / "quadratic")
+    assert (df["status"] == "ok").all()
+    quad, alg = df[df["method"] == "quadratic_ridge"], df[df["method"] == "algorithm1"]
+    assert len(quad) == 2 and quad["eta_scale"].isna().all()  # not multiplied by algorithm1's step sizes
+    assert len(alg) == 2 * 2 and sorted(set(alg["eta_scale"])) == [0.5, 1.0]
+    # ridge on [1, x, x^2] represents a linear target exactly: only the estimation error of 17 weights remains
+    assert np.all(quad["test_nmse"] < 0.05)
