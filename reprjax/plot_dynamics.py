@@ -19,8 +19,6 @@ import pandas as pd  # noqa: E402
 
 from reprjax.plotting import _save  # noqa: E402
 
-FORMATS = ("png", "pdf")
-
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["status"] == "ok"] if "status" in df.columns else df
