@@ -6,7 +6,7 @@ for the benchmarks and their FLOP counts.
 
 import sys
 
-from reprjax.benchmarking import main
+from reprjax.bench_suite import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -277,3 +277,10 @@ BENCHMARKS = {
     "sweep": bench_sweep,
     "large": bench_large,
 }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``reprjax bench``: the harness (:func:`reprjax.benchmarking.main`) over :data:`BENCHMARKS`."""
+    from reprjax.benchmarking import main as harness
+
+    return harness(argv, BENCHMARKS)

@@ -1,23 +1,14 @@
 """Benchmark harness: wall time, achieved FLOP/s against the same run's matmul roofline, peak memory, device.
 
-Runnable as ``reprjax bench [--only NAME ...] [--quick] [--out DIR]`` and as ``python benchmarks/run.py``.  Every
+Runnable as ``reprjax bench [--only NAME ...] [--quick] [--out DIR]`` and as ``python benchmarks/run.py``; the
+benchmarks themselves live in :mod:`reprjax.bench_suite` (and ``benchmarks/bench_kernels.py`` adds eNTK block-size
+and Jacobian benchmarks), each a function ``(roofline, quick, repeats) -> rows`` handed to :func:`main`.  Every
 benchmark reports the median of ``repeats`` (>= 5) timed calls after a warm-up (compilation) call, each ended by
 ``block_until_ready``; the FLOPs it performs, counted explicitly (matrix products and factorisations; elementwise
 work is not counted); the ratio of its FLOP/s to the dense float32 matmul FLOP/s measured in the same process (the
-roofline); and its peak memory (device ``peak_bytes_in_use`` on accelerators; on CPU the peak resident set size
+roofline, measured again at the end: a drift over 15% means the machine's load changed and the ratios are not to be
+trusted); and its peak memory (device ``peak_bytes_in_use`` on accelerators; on CPU the peak resident set size
 above the process's level before the benchmark, sampled every 2 ms).
-
-Benchmarks (``--only`` takes these names):
-
-* ``first_step``: the first-layer gradient step, ``n = 262,144``, ``d = 512``, ``m = 1024`` (chunked).
-* ``ridge``: the second-layer Gram matrix and the solve for a 10-strength grid, same sizes.
-* ``entk``: closed-form and generic empirical NTK at ``n = 2048``, ``d = 64``, ``m = 4096``.
-* ``kernel_ridge``: eNTK Gram at ``n = 16,384`` plus kernel ridge over a 10-strength grid.
-* ``sweep``: configurations per second of small runs (``d = 16``, ``n = 2048``, ``m = 256``, one step plus ridge
-  over 10 strengths) for a loop of jitted runs, the same runs on one worker thread per core (``threads``),
-  ``vmap`` over seeds, and 4 forced host devices (a subprocess), plus what the sweep engine's ``auto`` path runs.
-* ``large``: one large configuration end to end (``d = 512``, ``m = 1024``, ``n = 262,144 = d^2``, giant-step
-  target, one step plus ridge, test error on 10,000 samples).
 """
 
 from __future__ import annotations
@@ -105,16 +96,30 @@ def time_call(fn: Callable[..., Any], *args: Any, repeats: int = 5, warmup: int 
     return times
 
 
-def matmul_roofline(size: int | None = None, repeats: int = 5) -> dict[str, Any]:
-    """Dense float32 matmul FLOP/s of this device: median over ``repeats`` jitted ``size^3`` products."""
-    if size is None:
-        size = 2048 if jax.devices()[0].platform == "cpu" else 8192
-    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
+def matmul_roofline(size: int | None = None, repeats: int = 5,
+                    shape: tuple[int, int, int] | None = None) -> dict[str, Any]:
+    """Dense float32 matmul FLOP/s of this device: median over ``repeats`` jitted products.
+
+    Args:
+      size: a square ``size^3`` product (default 2048 on CPU, 8192 on accelerators).
+      repeats: timed calls after one warm-up call.
+      shape: ``(n, k, p)`` for an ``(n x k) @ (k x p)`` product instead, e.g. shaped like a kernel's blocks.
+
+    Returns:
+      A row with ``size``, ``shape``, ``seconds`` (median), ``times``, ``flops`` and ``gflops``.
+    """
+    if shape is None:
+        if size is None:
+            size = 2048 if jax.devices()[0].platform == "cpu" else 8192
+        shape = (size, size, size)
+    n, k, p = shape
+    a = jax.random.normal(jax.random.key(0), (n, k), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (k, p), jnp.float32)
     times = time_call(jax.jit(jnp.matmul), a, b, repeats=repeats)
     t = statistics.median(times)
-    return dict(name="matmul_roofline", size=size, seconds=t, times=times, flops=2.0 * size**3,
-                gflops=2.0 * size**3 / t / 1e9)
+    flops = 2.0 * n * k * p
+    return dict(name="matmul_roofline", size=n, shape=list(shape), seconds=t, times=times, flops=flops,
+                gflops=flops / t / 1e9)
 
 
 def result(name: str, times: list[float], flops: float, roofline: dict[str, Any], memory: PeakMemory | None,
@@ -133,10 +138,10 @@ def device_label() -> str:
 
 
 # ------------------------------------------------------------------------------------------------ harness
-def _registry() -> dict[str, Callable[..., list[dict[str, Any]]]]:
-    from reprjax import bench_suite
+Benchmark = Callable[..., list[dict[str, Any]]]
 
-    return bench_suite.BENCHMARKS
+#: The roofline may drift by this fraction between the start and the end of a run before the report warns.
+MAX_DRIFT = 0.15
 
 
 def print_table(rows: list[dict[str, Any]], roofline: dict[str, Any]) -> None:
@@ -151,9 +156,18 @@ def print_table(rows: list[dict[str, Any]], roofline: dict[str, Any]) -> None:
               f"{frac:9.1%} {r.get('peak_memory_gib', math.nan):9.3f}  {r.get('notes', '')}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    registry = _registry()
-    parser = argparse.ArgumentParser(prog="reprjax bench", description="reprjax benchmark harness: "
+def main(argv: list[str] | None, registry: dict[str, Benchmark], prog: str = "reprjax bench") -> int:
+    """Parse ``argv``, run the chosen benchmarks of ``registry``, print the table and write ``results.json``.
+
+    Args:
+      argv: command-line options (``None``: ``sys.argv``).
+      registry: benchmarks by name, each ``(roofline=, quick=, repeats=) -> rows``.
+      prog: the program name in the help text.
+
+    Returns:
+      The exit code.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description="reprjax benchmark harness: "
                                      "throughput against the matmul roofline measured in the same run")
     parser.add_argument("--only", nargs="+", choices=sorted(registry), help="benchmarks to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (a smoke test)")
@@ -162,15 +176,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args([a for a in (argv or []) if a != "--"] if argv is not None else None)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    load_start = os.getloadavg()
     roofline = matmul_roofline(repeats=max(args.repeats, 5))
     rows: list[dict[str, Any]] = []
     for name in args.only or list(registry):
         print(f"[{name}] ...", flush=True)
         rows.extend(registry[name](roofline=roofline, quick=args.quick, repeats=args.repeats))
     print_table(rows, roofline)
+    roofline_end = matmul_roofline(size=roofline["size"], repeats=max(args.repeats, 5))
+    drift = abs(roofline_end["gflops"] / roofline["gflops"] - 1.0)
+    load_end = os.getloadavg()
+    print(f"matmul roofline at the end {roofline_end['gflops']:.1f} GFLOP/s (drift {drift:.0%}); load average "
+          f"{load_start[0]:.2f} -> {load_end[0]:.2f}")
+    if drift > MAX_DRIFT:
+        print(f"WARNING: the matmul rate changed by more than {MAX_DRIFT:.0%} during the run (other load on the "
+              "machine?); rerun on an idle machine before trusting the roofline fractions")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     payload = dict(device=device_label(), platform=platform.platform(), jax=jax.__version__, roofline=roofline,
+                   roofline_end=roofline_end, drift=drift, load_average=dict(start=load_start, end=load_end),
                    benchmarks=rows, quick=args.quick, cpu_count=os.cpu_count(),
                    time=time.strftime("%Y-%m-%dT%H:%M:%S"))
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=_jsonable))
@@ -191,7 +215,3 @@ def run_subprocess(code: str, env_extra: dict[str, str], timeout: int = 1800) ->
     if done.returncode != 0:
         raise RuntimeError(f"benchmark subprocess failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

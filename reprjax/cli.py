@@ -109,9 +109,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from reprjax import benchmarking
+    from reprjax import bench_suite
 
-    return benchmarking.main(args.bench_args)
+    return bench_suite.main(args.bench_args)
 
 
 def _targets(args: argparse.Namespace) -> int:
