@@ -20,6 +20,7 @@ import numpy as np
 
 from reprjax import algorithm, host_threads, kernels, network, ridge, targets
 from reprjax.benchmarking import PeakMemory, result, run_subprocess, time_call
+from reprjax.bench_kernel_scale import bench_kernel_scale
 from reprjax.chunking import chunked_sum
 
 Row = dict[str, Any]
@@ -276,6 +277,7 @@ BENCHMARKS = {
     "kernel_ridge": bench_kernel_ridge,
     "sweep": bench_sweep,
     "large": bench_large,
+    "kernel_scale": bench_kernel_scale,
 }
 
 

@@ -11,6 +11,9 @@ Registered methods:
 * ``multistep``: both layers trained by optax (:mod:`reprjax.multistep`).
 * ``entk``: kernel ridge with the empirical NTK of the network at initialisation (:mod:`reprjax.baselines`).
 * ``ntk_infinite``: kernel ridge with the infinite-width ReLU NTK.
+* ``nngp_infinite``: kernel ridge with the infinite-width ReLU NNGP kernel (the ``a`` part of the NTK: the kernel of
+  infinitely many random features).
+  Kernel methods solve exactly up to ``exact_n_max`` fitting samples and by Nystrom beyond (:mod:`reprjax.nystrom`).
 * ``transfer``: learn ``W_1`` on the source head with ``source_n`` samples, refit the head on ``n`` samples of the
   target head (a :func:`reprjax.targets.transfer_pair`); the "target" passed in is the pair.
 """
@@ -70,6 +73,13 @@ def _kernel_config(d: int, n: int, width: int, hyper: Hyper) -> baselines.Kernel
     return baselines.KernelConfig(n=n, network=NetworkConfig(width=width, **net), data=data, **_with_tuples(rest))
 
 
+def _nngp_config(d: int, n: int, width: int, hyper: Hyper) -> baselines.KernelConfig:
+    hyper = dict(hyper)
+    if hyper.setdefault("parts", ("a",)) not in (("a",), ["a"]):
+        raise ValueError(f"nngp_infinite is the 'a' part of the NTK; parts must be ('a',), got {hyper['parts']!r}")
+    return _kernel_config(d, n, width, hyper)
+
+
 def _transfer_config(d: int, n: int, width: int, hyper: Hyper) -> TransferConfig:
     hyper = dict(hyper)
     source_n = hyper.pop("source_n", None)
@@ -110,16 +120,23 @@ class Method:
     make_config: Callable[[int, int, int, Hyper], Any]
     needs_pair: bool = False  # the target is a (source, target) pair
     supports_mask: bool = True  # config has an n_active leaf
+    kernel: bool = False  # kernel ridge (a KernelConfig: exact up to exact_n_max samples, Nystrom beyond)
 
 
 METHODS: dict[str, Method] = {
     "algorithm1": Method("algorithm1", algorithm.run, _algorithm1_config),
     "random_features": Method("random_features", algorithm.random_features, _algorithm1_config),
     "multistep": Method("multistep", multistep.run_multistep, _multistep_config, supports_mask=False),
-    "entk": Method("entk", baselines.ntk_empirical, _kernel_config),
-    "ntk_infinite": Method("ntk_infinite", baselines.ntk_infinite_ridge, _kernel_config),
+    "entk": Method("entk", baselines.ntk_empirical, _kernel_config, kernel=True),
+    "ntk_infinite": Method("ntk_infinite", baselines.ntk_infinite_ridge, _kernel_config, kernel=True),
+    "nngp_infinite": Method("nngp_infinite", baselines.ntk_infinite_ridge, _nngp_config, kernel=True),
     "transfer": Method("transfer", run_transfer, _transfer_config, needs_pair=True),
 }
+
+
+def kernel_methods() -> tuple[str, ...]:
+    """Names of the registered kernel-ridge methods."""
+    return tuple(name for name, method in METHODS.items() if method.kernel)
 
 
 def get_method(name: str) -> Method:

@@ -10,24 +10,23 @@ is only visible far past that.  Restricting the coefficients to ``M`` centres ``
 
 which equals exact kernel ridge when the centres are all the samples.  ``H`` and ``b`` are accumulated over blocks
 of ``block`` samples (kernel blocks computed on the fly), so the working set is one ``block x M`` kernel block plus
-the ``M x M`` matrices.  Every strength of a grid is then solved from two ``M x M`` eigendecompositions: of
-``K_MM = Q S Q^T`` (directions with ``S`` below ``eps * M * max S`` are dropped, making ``T = Q S^{-1/2}``) and of
-``T^T H T = V D V^T``, giving ``alpha(lam) = T V (D + n lam)^{-1} V^T T^T b``.
+the ``M x M`` matrices.  Every strength of a grid is then solved from one accumulation: a Cholesky factor ``L`` of
+``K_MM`` (plus a small jitter) turns the system into ``L (A + n lam I) L^T alpha = b`` with ``A = L^{-1} H L^{-T}``,
+one ``M x M`` Cholesky per strength (:func:`solve_path`).
 
 Precision (docs/measurements.md, "Nystrom precision"): ``H`` squares the condition number of ``K_nM``.  The
 degree-``k`` eigenvalues of a rotation-invariant kernel fall like ``d^-k``, so at ``d = 16`` the degree-4 part of
 ``H`` sits ~1e-10 below its top, under float32 resolution: normal equations in float32 lose exactly the part of the
 target the kernel study is about.  Here the kernel blocks are evaluated in ``kernel_dtype`` (float32 by default: the
 kernel values carry ~1e-7 relative error, well above what the degree-4 directions need only after squaring), and
-``H``, ``b`` and both eigendecompositions are float64, inside a scoped ``jax.enable_x64`` (predictions are float32,
-:func:`predict`).  The
-centres are the first ``M`` fitting samples, a uniform random subset (the samples are i.i.d.), which also keeps the
+``H``, ``b`` and the solve are float64, inside a scoped ``jax.enable_x64`` (predictions are float32,
+:func:`predict`).  The centres are the first ``M`` fitting samples, a uniform random subset (the samples are i.i.d.), which also keeps the
 sample-mask prefix property: a masked run with ``n_active >= M`` uses the same centres.
 
-A falkon-style preconditioned conjugate gradient (Rudi, Carratino & Rosasco 2017) would replace the ``n M^2``
-accumulation of ``H`` by ``O(n M)`` per iteration, but needs one solve per strength and float64 mat-vecs for the
-same accuracy; at the study's sizes (``M <= 8192``, a grid of strengths) the direct form was the faster of the two
-(docs/measurements.md).
+Not done here: falkon's preconditioned conjugate gradient (Rudi, Carratino & Rosasco 2017) would replace the
+``2 n M^2`` accumulation of ``H`` by ``O(n M)`` per iteration, at one iterative solve per strength and with float64
+mat-vecs for the same accuracy; the direct form serves a whole grid of strengths from one pass over the data and
+has an exact cost.  Which is faster at a given ``(n, M, L)`` has not been measured.
 """
 
 from __future__ import annotations
@@ -55,13 +54,13 @@ class NystromPath:
       coef: ``(L, M)`` float64 coefficients on the centres; predictions ``K(x, centres) @ coef.T``.
       lambdas: ``(L,)`` absolute ridge strengths (relative grid times the mean diagonal ``tr(K_nn) / n``).
       centres: ``(M, d)`` the centres.
-      rank: number of directions of ``K_MM`` kept (numerical rank).
+      active: number of centres in use (all of them unless a mask leaves fewer active samples).
     """
 
     coef: Float[Array, "L M"]
     lambdas: Float[Array, " L"]
     centres: Float[Array, "M d"]
-    rank: Array
+    active: Array
 
 
 def check_centres(centres: int, n_fit: int) -> int:
@@ -122,27 +121,56 @@ def solve_path(
     h: Float[Array, "M M"],
     b: Float[Array, " M"],
     shifts: Float[Array, " L"],
-    rank_tol: float | None = None,
-) -> tuple[Float[Array, "L M"], Array]:
-    """``(H + s_l K_MM)^{-1} b`` for every shift ``s_l = n lam_l``, in float64, restricted to the range of ``K_MM``.
+    jitter: float = 1e-6,
+    minimum_norm: bool = False,
+) -> Float[Array, "L M"]:
+    """``(H + s_l (K_MM + eps I))^{-1} b`` for every shift ``s_l = n lam_l``, in float64.
 
-    Two eigendecompositions serve the whole grid (module docstring).  Directions of ``K_MM`` with eigenvalue below
-    ``rank_tol * max`` (default ``M * eps``, eps of float64) are dropped; a zero shift gives the minimum-norm
-    solution in the kept directions.  Call inside ``jax.enable_x64(True)``.  Returns ``(coef, rank)``.
+    With ``K_MM + eps I = L L^T`` (Cholesky; ``eps = jitter * mean(diag K_MM)`` covers the float32 rounding of the
+    kernel values, whose eigenvalue errors are ~1e-7 of the diagonal) and ``A = L^{-1} H L^{-T}``, the system is
+    ``L (A + s I) L^T alpha = b``: one Cholesky of ``A + s I`` per shift (well conditioned for ``s > 0``, unlike
+    ``H + s K_MM``), as in falkon (Rudi, Carratino & Rosasco 2017).  ``minimum_norm=True`` takes one
+    eigendecomposition of ``A`` instead and the minimum-norm ``beta = L^T alpha``; the same path is the fallback
+    when a shift is too small for the conditioning of ``A`` and a Cholesky fails (under ``vmap`` both paths run).  Cost ``M^3 / 3``
+    per shift plus ``2 M^3`` (eigh: ``9 M^3``, measured ~30x a matmul of the same size on 2 CPU cores).  Call inside
+    ``jax.enable_x64(True)``.
     """
     m = kmm.shape[0]
-    tol = m * jnp.finfo(jnp.float64).eps if rank_tol is None else rank_tol
-    s, q = jnp.linalg.eigh(0.5 * (kmm + kmm.T))
-    keep = s > tol * jnp.max(s)
-    t = q * jnp.where(keep, 1.0 / jnp.sqrt(jnp.where(keep, s, 1.0)), 0.0)[None, :]
-    a = t.T @ h @ t
-    dvals, v = jnp.linalg.eigh(0.5 * (a + a.T))
-    dvals = jnp.maximum(dvals, 0.0)
-    proj = v.T @ (t.T @ b)
-    denom = dvals[None, :] + shifts[:, None]
-    inv = jnp.where(denom > 0, 1.0 / jnp.where(denom > 0, denom, 1.0), 0.0)
-    coef = ((proj[None, :] * inv) @ v.T) @ t.T
-    return coef, jnp.sum(keep)
+    kmm = 0.5 * (kmm + kmm.T)
+    eps = jitter * jnp.maximum(jnp.mean(jnp.diag(kmm)), jnp.finfo(jnp.float64).tiny)
+    eye = jnp.eye(m, dtype=kmm.dtype)
+
+    def factor(scale):
+        return jnp.linalg.cholesky(kmm + scale * eps * eye)
+
+    low = factor(1.0)
+    low = jax.lax.cond(jnp.all(jnp.isfinite(low)), lambda: low, lambda: factor(1e3))  # rounding beat the jitter
+
+    def tri(mat, rhs, trans=0):
+        return jax.scipy.linalg.solve_triangular(mat, rhs, lower=True, trans=trans)
+
+    a = tri(low, tri(low, h).T)  # L^{-1} H L^{-T} (H symmetric)
+    a = 0.5 * (a + a.T)
+    c = tri(low, b)
+    def eigen_solve():
+        dvals, v = jnp.linalg.eigh(a)
+        dvals = jnp.maximum(dvals, 0.0)
+        denom = dvals[None, :] + shifts[:, None]
+        keep = denom > m * jnp.finfo(jnp.float64).eps * jnp.max(dvals)
+        inv = jnp.where(keep, 1.0 / jnp.where(keep, denom, 1.0), 0.0)
+        return ((v.T @ c)[None, :] * inv) @ v.T
+
+    if minimum_norm:
+        beta = eigen_solve()
+    else:
+        def one(s):
+            chol = jnp.linalg.cholesky(a + s * eye)
+            return tri(chol, tri(chol, c), trans=1)
+
+        beta = jax.lax.map(one, shifts)
+        # a shift too small for the conditioning of A fails the Cholesky (NaN): solve by the stable eigen path
+        beta = jax.lax.cond(jnp.all(jnp.isfinite(beta)), lambda: beta, eigen_solve)
+    return tri(low, beta.T, trans=1).T
 
 
 def predict(
@@ -191,7 +219,7 @@ def nystrom_ridge_path(
     Strengths are relative to the mean diagonal ``tr(K_nn) / n`` (weighted), as in
     :func:`reprjax.ridge.kernel_ridge_path`, so the two solvers agree when ``centres = n``.  With a 0/1
     ``sample_weight`` (masks keep a prefix active) centres beyond the active samples get weight 0: their kernel
-    columns vanish and :func:`solve_path` drops them as null directions of ``K_MM``.
+    columns and rows of ``K_MM`` vanish, so their coefficients are 0 (the jitter keeps the factorisation defined).
 
     Args:
       kernel_fn: ``(x1, x2) -> (n1, n2)`` kernel, evaluated on blocks only.
@@ -227,8 +255,8 @@ def nystrom_ridge_path(
         diag = predict_diag(kernel_fn, x, block, kernel_dtype)
         n_eff = jnp.sum(w)
         lam = jnp.asarray(lambdas, jnp.float64) * (jnp.sum(w * diag) / n_eff)
-        coef, rank = solve_path(kmm, h, b, n_eff * lam)
-        return NystromPath(coef=coef * cw[None, :], lambdas=lam, centres=c, rank=rank)
+        coef = solve_path(kmm, h, b, n_eff * lam)
+        return NystromPath(coef=coef * cw[None, :], lambdas=lam, centres=c, active=jnp.sum(cw))
 
 
 def predict_diag(kernel_fn: KernelFn, x: Float[Array, "n d"], block: int = 4096,

@@ -23,7 +23,7 @@ from reprjax.experiments.analysis import error_curves  # noqa: E402
 
 FORMATS = ("png", "pdf")
 
-LABELS = {"algorithm1": "Algorithm 1 (one step)", "entk": "empirical NTK ridge", "ntk_infinite": "infinite NTK ridge",
+LABELS = {"algorithm1": "Algorithm 1 (one step)", "entk": "empirical NTK ridge", "ntk_infinite": "infinite NTK ridge", "nngp_infinite": "infinite NNGP ridge",
           "random_features": "random features", "multistep": "multi-step GD", "transfer": "transferred head"}
 
 
