@@ -165,6 +165,19 @@ class LinkTarget:
         """Rescale so that ``E[f*^2] = 1``."""
         return self.replace(scale=self.scale / math.sqrt(self.expansion(0).second_moment))
 
+    @property
+    def information_exponent(self) -> int | None:
+        """Lowest degree ``k >= 1`` with Hermite energy above the quadrature's noise, searched up to degree 6."""
+        return self.expansion(6).information_exponent()
+
+    def describe(self, degree: int = 4) -> str:
+        """A human-readable summary: energy by degree, ``E[f*^2]``, ``H``, information exponent, quadrature order."""
+        e = self.expansion(degree)
+        return (f"LinkTarget({self.name}, d={self.d}, r={self.r}, information exponent={e.information_exponent()})\n"
+                f"  energy by degree 0..{degree}: {np.array2string(e.energy_by_degree(), precision=4)}\n"
+                f"  E[f*^2] = {e.second_moment:.6f}   H_r = {np.array2string(e.latent_hessian(), precision=4)}\n"
+                f"  Gauss-Hermite order {e.order} per coordinate, error estimate {e.error:.2e}")
+
     def polynomial(self, degree: int = 6) -> MultiIndexTarget:
         """The Hermite truncation of ``f*`` up to ``degree`` as a :class:`MultiIndexTarget` on the same ``U``."""
         e = self.expansion(degree)

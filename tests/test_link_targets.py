@@ -74,6 +74,8 @@ def test_non_polynomial_links_match_closed_forms_within_the_reported_error():
 def test_information_exponent_from_the_quadrature(link, degrees, exponent):
     t = lt.link_target(jax.random.key(1), 6, link, degrees=degrees)
     assert t.expansion(6).information_exponent() == exponent
+    assert t.information_exponent == exponent
+    assert f"information exponent={exponent}" in t.describe()
 
 
 def test_hessian_of_the_truncation_is_the_link_hessian():
