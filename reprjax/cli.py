@@ -18,11 +18,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reprjax._errors import ConfigError
+
 EXIT_USAGE = 2
 
 
-class UsageError(ValueError):
+class UsageError(ConfigError):
     """Bad input from the command line: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``reprjax: error: ...``, exit 2) instead of a usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        command = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        print(f"reprjax: error: {command}{' '.join(message.split())}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
 
 
 def _experiment(name: str) -> Any:
@@ -37,20 +48,32 @@ def _build_config(module: Any, config_file: str | None, overrides: dict[str, Any
     from reprjax.experiments import base
 
     values: dict[str, Any] = base.load_toml(config_file) if config_file else {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return base.config_from_dict(module.Config, values)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values.update(given)
+    source = str(config_file) if config_file else "defaults"
+    origins = {k: f"command line: --{k.replace('_', '-')}" for k in given}
+    return base.config_from_dict(module.Config, values, source=source, origins=origins)
 
 
 def _finish(module: Any, config: Any, df: Any, out: Path, report: Any | None = None) -> None:
+    from reprjax import outdir
+
     summary = module.summarise(df, config)
     text = module.report(summary, config)
     print(text)
-    (out / "report.txt").write_text(text + "\n")
+    written = [out / "report.txt"]
+    written[0].write_text(text + "\n")
     for name, table in summary.items():
         if hasattr(table, "to_csv"):
             table.to_csv(out / f"{name}.csv", index=False)
-    figures = module.plot(df, config, out)
-    print("figures: " + ", ".join(str(p) for p in figures if p.suffix == ".png"))
+            written.append(out / f"{name}.csv")
+    if len(df) and (df["status"] == "ok").any():
+        figures = module.plot(df, config, out)
+        print("figures: " + ", ".join(str(p) for p in figures if p.suffix == ".png"))
+    else:
+        figures = []
+        print("figures: none (no successful run to draw)")
+    outdir.record_outputs(out, written + list(figures))
     if report is not None:
         print(f"sweep: {report.groups_run} groups run, {report.groups_skipped} already done, "
               f"{report.groups_failed} failed; {report.programs_compiled} programs compiled "
@@ -58,9 +81,21 @@ def _finish(module: Any, config: Any, df: Any, out: Path, report: Any | None = N
               f"{report.device}; {report.seconds:.1f} s")
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run_into(module: Any, config: Any, out: Path, args: argparse.Namespace, **kwargs: Any) -> int:
+    from reprjax import outdir
     from reprjax.experiments import base
 
+    base.check_grid(module.grid(config), getattr(config, "mask_samples", False) if kwargs.get("mask_samples") is None
+                    else kwargs["mask_samples"])  # before the directory is touched
+    outdir.check_usable(out)
+    with outdir.lock(out):
+        df, report = base.run_experiment(module, config, out, progress=not args.no_progress,
+                                         overwrite=args.overwrite, **kwargs)
+        _finish(module, config, df, out, report)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     module = _experiment(args.experiment)
     config = _build_config(module, args.config, {"seeds": args.seeds})
     out = Path(args.out or f"runs/{module.NAME}")
@@ -68,44 +103,44 @@ def _run(args: argparse.Namespace) -> int:
         import jax
 
         jax.distributed.initialize()
-    df, report = base.run_experiment(module, config, out, execution=args.execution, progress=not args.no_progress,
-                                     overwrite=args.overwrite, mask_samples=args.mask_samples)
-    _finish(module, config, df, out, report)
-    return 0
+    return _run_into(module, config, out, args, execution=args.execution, mask_samples=args.mask_samples,
+                     retry_failed=args.retry_failed)
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from reprjax import sweep
+    from reprjax import outdir, sweep
     from reprjax.experiments import base
 
     out = Path(args.dir)
-    manifest_path = out / sweep.MANIFEST_FILE
-    if not manifest_path.exists():
+    outdir.check_usable(out, create=False)
+    manifest = outdir.read_manifest(out) if out.is_dir() else None
+    if manifest is None:
         raise UsageError(f"{out} is not a results directory (no {sweep.MANIFEST_FILE})")
-    manifest = json.loads(manifest_path.read_text())
     module = _experiment(manifest.get("experiment", ""))
-    config = base.config_from_dict(module.Config, manifest["config"])
-    df = sweep.load_results(out)
-    if df.empty:
-        raise UsageError(f"{out} holds no finished runs yet")
-    _finish(module, config, df, out)
+    if not isinstance(manifest.get("config"), dict):
+        raise UsageError(f"{out / sweep.MANIFEST_FILE} holds no experiment config")
+    config = base.config_from_dict(module.Config, manifest["config"], source=str(out / sweep.MANIFEST_FILE))
+    outdir.check_usable(out)
+    with outdir.lock(out):
+        df = sweep.load_results(out)
+        if df.empty:
+            raise UsageError(f"{out} holds no finished runs yet")
+        _finish(module, config, df, out)
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from reprjax.experiments import base, sample_complexity
 
-    config = sample_complexity.Config(dims=(12, 16, 24), n_over_d2=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0), width=512,
-                                      methods=("algorithm1", "entk"),
-                                      seeds=args.seeds, kernel_n_max=4096, n_test=8192, bootstrap=200,
-                                      mask_samples=True)
+    values = dict(dims=[12, 16, 24], n_over_d2=[0.5, 1.0, 2.0, 4.0, 8.0, 16.0], width=512,
+                  methods=["algorithm1", "entk"], seeds=args.seeds, kernel_n_max=4096, n_test=8192, bootstrap=200,
+                  mask_samples=True)
+    config = base.config_from_dict(sample_complexity.Config, values, source="demo",
+                                   origins={"seeds": "command line: --seeds"})
     out = Path(args.out)
     print(f"reprjax demo: Algorithm 1 against the empirical NTK on the paper target, d in {config.dims}, "
           f"n = c d^2 for c in {config.n_over_d2}, m = {config.width}, {config.seeds} seeds -> {out}/")
-    df, report = base.run_experiment(sample_complexity, config, out, progress=not args.no_progress,
-                                     overwrite=True)
-    _finish(sample_complexity, config, df, out, report)
-    return 0
+    return _run_into(sample_complexity, config, out, args)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -119,6 +154,8 @@ def _targets(args: argparse.Namespace) -> int:
 
     from reprjax import targets
 
+    if args.d < 3:
+        raise UsageError(f"--d must be >= 3 (the catalogue holds a target with r = 3 directions), got {args.d}")
     key = jax.random.key(args.seed)
     for name, target in (("paper", targets.paper_target(key, args.d)),
                          ("giant_step", targets.giant_step(key, args.d)),
@@ -135,11 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     from reprjax.experiments import EXPERIMENTS
     from reprjax.sweep import EXECUTIONS
 
-    parser = argparse.ArgumentParser(prog="reprjax", description="Reproduce Damian, Lee & Soltanolkotabi (2022).")
+    parser = _Parser(prog="reprjax", description="Reproduce Damian, Lee & Soltanolkotabi (2022).")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="small sample-complexity study, network vs eNTK (< 3 min on 2 CPU cores)")
-    demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo, replaced)")
+    demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo; re-running resumes it)")
+    demo.add_argument("--overwrite", action="store_true",
+                      help="replace the outputs of a different sweep in --out (files reprjax did not write are kept)")
     demo.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     demo.set_defaults(func=_demo)
@@ -155,7 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "measured per backend)")
     run.add_argument("--mask-samples", action="store_true", default=None,
                      help="share one compiled program across sample counts (0/1 masks)")
-    run.add_argument("--overwrite", action="store_true", help="replace results of a different configuration")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the outputs (results, report, tables, figures) of a different sweep in --out; "
+                          "files reprjax did not write are kept")
+    run.add_argument("--retry-failed", action="store_true", help="re-run the groups recorded as failed")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() (many hosts)")
     run.set_defaults(func=_run)
@@ -182,11 +224,16 @@ def main(argv: list[str] | None = None) -> int:
         # the harness owns its options (argparse's REMAINDER does not take a first argument that starts with "-")
         return _bench(argparse.Namespace(bench_args=argv[1:]))
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help exits 0 as usual; a usage error returns 2 like every other input error
+        if exit_.code == EXIT_USAGE:
+            return EXIT_USAGE
+        raise
     try:
         return args.func(args)
-    except (UsageError, ValueError) as err:
-        print(f"reprjax: error: {err}", file=sys.stderr)
+    except ConfigError as err:
+        print(f"reprjax: error: {' '.join(str(err).split())}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -72,13 +72,23 @@ REFINEMENT_STEPS = 6
 
 
 def check_lambdas(lambdas: tuple[float, ...] | Float[Array, " L"], name: str = "lambdas") -> None:
-    """Each ridge strength must be finite and >= 0."""
+    """Each ridge strength must be finite and > 0.
+
+    Strength 0 (the minimum-norm interpolant) is rejected: through the normal equations it is not computable to
+    any useful accuracy here -- the Gram matrix squares the features' condition number, and after the first step
+    (condition ~1e8) its small eigenvalues are float32 round-off, so the eigenvalue path gives a solution far
+    from ``lstsq``'s (relative error 0.13 measured) and the Cholesky path NaN.  Use a small positive strength.
+    """
     if _validate.is_concrete(lambdas) or isinstance(lambdas, (tuple, list)):
-        arr = np.asarray(lambdas, dtype=np.float64).reshape(-1)
+        try:
+            arr = np.asarray(lambdas, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a sequence of numbers, got {lambdas!r}") from None
         if arr.size == 0:
             raise ValueError(f"{name} must hold at least one value")
-        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-            raise ValueError(f"{name} must be finite and >= 0 (allowed range [0, inf)), got {arr.tolist()}")
+        if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+            raise ValueError(f"{name} must be finite and > 0 (allowed range (0, inf); strength 0, the minimum-norm "
+                             f"interpolant, is not supported: use e.g. 1e-8), got {arr.tolist()}")
 
 
 def _precision_scope(precision: str):
@@ -186,7 +196,29 @@ def solve_psd_path(
                 return a
 
             coef = jax.lax.map(one, jnp.arange(s.shape[0]))
+            coef = _retry_failed_factorisations(coef, g, b, s, g64 if refine else None, b64 if refine else None,
+                                                s64 if refine else None)
         return coef.astype(jnp.float32)
+
+
+def _retry_failed_factorisations(coef: Array, g: Array, b: Array, s: Array, g64: Array | None, b64: Array | None,
+                                 s64: Array | None) -> Array:
+    """Strengths whose Cholesky failed (a pivot <= 0 in float32 gives NaN) are solved again from one
+    eigendecomposition (eigenvalues floored at 0: never NaN), refined like the rest where ``refined``.
+
+    A ``lax.cond``: the eigendecomposition runs only when a factorisation failed (under ``vmap`` the cond becomes
+    a select and it runs every time).
+    """
+    bad = ~jnp.all(jnp.isfinite(coef), axis=1)
+
+    def retry(coef):
+        inverse = _inverse_eigh(g, s)
+        again = inverse(jnp.broadcast_to(b, (s.shape[0], b.shape[0])))
+        if g64 is not None:
+            again = _refine(inverse, g64, b64, s64, again.astype(jnp.float64), REFINEMENT_STEPS)
+        return jnp.where(bad[:, None], again.astype(coef.dtype), coef)
+
+    return jax.lax.cond(jnp.any(bad), retry, lambda c: c, coef)
 
 
 def ridge_from_gram(

@@ -17,7 +17,6 @@ The catalogue at the end builds the targets the paper and the literature use, ea
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -286,6 +285,7 @@ def paper_target(key: PRNGKeyArray, d: int, r: int = 2, p: int = 4, cross_terms:
     """
     _validate.check_int("p", p, low=3, high=MAX_DEGREE)
     _validate.check_int("r", r, low=1)
+    cross_terms = _validate.check_type("cross_terms", cross_terms, bool)
     if cross_terms and r < 2:
         raise ValueError(f"r must be >= 2 for cross terms, got r = {r}")
     terms: dict[tuple[int, ...], float] = {}
@@ -328,9 +328,35 @@ def staircase(key: PRNGKeyArray, d: int, length: int = 3) -> MultiIndexTarget:
     return _build(key, d, length, terms)
 
 
+#: Most terms a generated target may hold: evaluating ``T`` terms on a batch of ``B`` points gathers a ``(B, T, r)``
+#: array (:func:`reprjax.hermite.multi_index_hermite`), about 2 GiB in float32 for ``B = 2048``, ``T = 2^14``,
+#: ``r = 16``.
+MAX_TERMS = 2**14
+
+
+def count_multi_indices(r: int, degree: int) -> int:
+    """Number of multi-indices of length ``r`` with ``|alpha| = degree``: ``C(degree + r - 1, r - 1)``."""
+    return math.comb(degree + r - 1, r - 1)
+
+
 def all_multi_indices(r: int, degree: int) -> list[tuple[int, ...]]:
-    """All multi-indices of length ``r`` with ``|alpha| = degree``, in lexicographic order."""
-    return [a for a in itertools.product(range(degree + 1), repeat=r) if sum(a) == degree][::-1]
+    """All multi-indices of length ``r`` with ``|alpha| = degree``, in decreasing lexicographic order.
+
+    Built directly (compositions of ``degree`` into ``r`` parts), in time proportional to the output, never by
+    filtering the ``(degree + 1)^r`` candidates.
+    """
+    _validate.check_int("r", r, low=1)
+    _validate.check_int("degree", degree, low=0)
+
+    def parts(length: int, total: int) -> Iterable[tuple[int, ...]]:
+        if length == 1:
+            yield (total,)
+            return
+        for first in range(total, -1, -1):
+            for rest in parts(length - 1, total - first):
+                yield (first, *rest)
+
+    return list(parts(r, degree))
 
 
 def random_polynomial(
@@ -352,6 +378,10 @@ def random_polynomial(
         raise ValueError(f"degree2_share must be 1 for p = 2, got {degree2_share}")
     if r == 1 and kappa != 1.0:
         raise ValueError(f"kappa must be 1 for r = 1 (a 1 x 1 Hessian), got {kappa}")
+    terms = sum(count_multi_indices(r, k) for k in range(2, p + 1))
+    if terms > MAX_TERMS:
+        raise ValueError(f"random_polynomial with r = {r}, p = {p} has {terms:,} terms (every multi-index of degree "
+                         f"2..{p}), more than MAX_TERMS = {MAX_TERMS:,} fit in memory when evaluated: lower r or p")
     k_u, k_q, k_c = jax.random.split(key, 3)
     lam = kappa ** (-np.arange(r) / max(r - 1, 1)) if r > 1 else np.ones(1)
     q, rr = jnp.linalg.qr(jax.random.normal(k_q, (r, r), jnp.float32))

@@ -40,12 +40,15 @@ def _toml(values: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ analysis
-def test_crossing_interpolates_in_log_log_and_reports_never():
+def test_crossing_interpolates_in_log_log_and_censors_outside_the_grid():
     ns = np.array([100, 200, 400, 800])
     errs = 0.8 * (ns / 100.0) ** -1.0  # a power law: exact under log-log interpolation
-    assert math.isclose(analysis.crossing(ns, errs, 0.25), 100 * 0.8 / 0.25, rel_tol=1e-9)
-    assert math.isnan(analysis.crossing(ns, errs, 0.01))
-    assert analysis.crossing(ns, errs, 0.9) == 100.0
+    inside = analysis.crossing(ns, errs, 0.25)
+    assert math.isclose(inside.n_star, 100 * 0.8 / 0.25, rel_tol=1e-9) and inside.censored == ""
+    above = analysis.crossing(ns, errs, 0.01)
+    assert math.isnan(above.n_star) and above.censored == "above" and above.text == "> 800"
+    below = analysis.crossing(ns, errs, 0.9)  # already below at the first point: only n* <= 100 is known
+    assert math.isnan(below.n_star) and below.censored == "below" and below.text == "<= 100"
 
 
 def test_exponent_and_bootstrap_recover_a_known_power_law():

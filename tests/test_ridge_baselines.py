@@ -82,7 +82,7 @@ def test_validation_selection_ignores_nan():
 @pytest.mark.parametrize("call,match", [
     (lambda: ridge.ridge_path(jnp.ones((5, 3)), jnp.ones(4)), "phi must be"),
     (lambda: ridge.ridge_path(jnp.ones((0, 3)), jnp.ones(0)), "non-empty"),
-    (lambda: ridge.ridge_path(jnp.ones((5, 3)), jnp.ones(5), (1e-3, -1.0)), "lambdas must be finite and >= 0"),
+    (lambda: ridge.ridge_path(jnp.ones((5, 3)), jnp.ones(5), (1e-3, -1.0)), "lambdas must be finite and > 0"),
     (lambda: ridge.kernel_ridge_path(jnp.ones((5, 4)), jnp.ones(5)), "square"),
     (lambda: ridge.kernel_ridge_path(jnp.ones((0, 0)), jnp.ones(0)), "non-empty"),
     (lambda: ridge.kernel_ridge_path(jnp.eye(5), jnp.ones(4)), "y must have shape"),

@@ -31,11 +31,10 @@ class Config:
     mask_samples: bool = False
 
     def __post_init__(self) -> None:
-        base.check_positive_ints("dims", self.dims)
+        base.check_fields(self)
+        base.check_ints(self, p=3, width=2)
         base.check_r_d(self.r, self.dims)
-        if not self.n_over_d2 or any(c <= 0 for c in self.n_over_d2):
-            raise ValueError(f"n_over_d2 must be a non-empty list of positive numbers, got {list(self.n_over_d2)}")
-        base.check_seeds(self.seeds)
+        base.check_positive_numbers("n_over_d2", self.n_over_d2)
 
 
 def grid(config: Config) -> sweep.Grid:
@@ -46,12 +45,13 @@ def grid(config: Config) -> sweep.Grid:
 
 def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
     curves = analysis.error_curves(df.assign(n_over_d2=df["n"] / df["d"] ** 2), "alignment", by=("d", "n_over_d2"))
-    return dict(curves=curves, failed_runs=int((df["status"] != "ok").sum()))
+    return dict(curves=curves.drop(columns=["n"], errors="ignore"), **analysis.run_status(df))
 
 
 def report(summary: dict[str, Any], config: Config) -> str:
-    table = summary["curves"].pivot_table(index="n_over_d2", columns="d", values="mean").round(3)
-    return "alignment ||W_1 U^T||^2 / ||W_1||^2 (mean over seeds), rows n / d^2, columns d:\n" + table.to_string()
+    table = analysis.pivot(summary["curves"], index=["n_over_d2"], columns="d").round(3)
+    lines = ["alignment ||W_1 U^T||^2 / ||W_1||^2 (mean over seeds), rows n / d^2, columns d:", table.to_string()]
+    return "\n".join(lines + analysis.failure_lines(summary))
 
 
 def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:

@@ -1,4 +1,10 @@
-"""What every experiment shares: a frozen, validated config read from TOML, and the run loop around the sweep."""
+"""What every experiment shares: a frozen config checked at a typed boundary, and the run loop around the sweep.
+
+The boundary: :func:`config_from_dict` checks every TOML value (and command-line override) against the config
+field's declared type (:func:`reprjax._validate.check_type`: booleans are booleans, lists are lists, integers are
+integers) and then its range (the config's ``__post_init__``), before anything runs; a problem is one
+:class:`~reprjax._validate.ConfigError` naming the source, the key, what was expected and what was given.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +12,63 @@ import dataclasses
 import json
 import math
 import tomllib
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from reprjax import sweep
+from reprjax import outdir, sweep
+from reprjax._validate import ConfigError, check_fields, check_type
+
+__all__ = ["ConfigError", "check_fields", "config_from_dict", "load_toml", "run_experiment"]
 
 
-def _coerce(value: Any) -> Any:
-    return tuple(_coerce(v) for v in value) if isinstance(value, list) else value
+def config_from_dict(cls: type, values: Mapping[str, Any], source: str = "config",
+                     origins: Mapping[str, str] | None = None) -> Any:
+    """Build the frozen config ``cls`` from a dict (TOML, a manifest, command-line options), checked first.
 
+    Args:
+      cls: an experiment's ``Config`` dataclass.
+      values: field name -> value (TOML types: lists, strings, numbers, booleans).
+      source: where the values came from (a file name), named in every error.
+      origins: per key, a better name for where that value came from (e.g. ``{"seeds": "--seeds"}``).
 
-def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
-    """Build the frozen config ``cls`` from a dict (TOML), rejecting unknown keys with a clear error."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
+    Raises:
+      ConfigError: an unknown key, a value of the wrong type or out of its range (one line, naming the source).
+    """
+    origins = origins or {}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} for {cls.__name__}; allowed: {sorted(names)}")
-    return cls(**{k: _coerce(v) for k, v in values.items()})
+        raise ConfigError(f"{source}: unknown key(s) {unknown} for {cls.__module__.rsplit('.', 1)[-1]}; allowed: "
+                          f"{sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    checked = {}
+    for key, value in values.items():
+        where = origins.get(key, f"{source}: key {key!r}")
+        try:
+            checked[key] = check_type(key, value, hints[key])
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {str(err).split(': ', 1)[1]}") from None
+    try:
+        return cls(**checked)
+    except ValueError as err:  # the config's range checks name the key first
+        text = str(err)
+        where = next((w for k, w in origins.items() if text.startswith((f"{k} ", f"{k}:"))), source)
+        raise ConfigError(f"{where}: {text}") from None
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file; a malformed file raises ``ValueError`` naming the file and the problem."""
+    """Read a TOML file; a malformed or unreadable file raises ``ConfigError`` naming the file and the problem."""
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"malformed TOML in {path}: {err}") from err
+        raise ConfigError(f"malformed TOML in {path}: {err}") from None
     except OSError as err:
-        raise ValueError(f"cannot read config file {path}: {err.strerror}") from err
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
 
 
 def config_dict(config: Any) -> dict[str, Any]:
@@ -45,6 +78,25 @@ def config_dict(config: Any) -> dict[str, Any]:
 def check_positive_ints(name: str, values: tuple[Any, ...], low: int = 1) -> None:
     if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < low for v in values):
         raise ValueError(f"{name} must be a non-empty list of integers >= {low}, got {list(values)}")
+
+
+def check_ints(config: Any, low: int = 1, **lows: int) -> None:
+    """Every integer field of ``config`` (and every item of an integer-list field) must be ``>= low`` (or the
+    per-field ``lows[name]``): in the experiment configs every integer is a count or a size."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        items = value if isinstance(value, tuple) else (value,)
+        if items and all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+            floor = lows.get(field.name, low)
+            bad = [v for v in items if v < floor]
+            if bad:
+                raise ValueError(f"{field.name} must be {'integers' if isinstance(value, tuple) else 'an integer'} "
+                                 f">= {floor}, got {value!r}")
+
+
+def check_positive_numbers(name: str, values: tuple[float, ...]) -> None:
+    if any(v <= 0 for v in values):
+        raise ValueError(f"{name} must be a non-empty list of positive numbers, got {list(values)}")
 
 
 def check_seeds(seeds: Any) -> None:
@@ -65,14 +117,56 @@ def n_grid(d: int, multiples: tuple[float, ...], power: float = 2.0, n_min: int 
     return sorted({max(n_min, int(round(c * d**power))) for c in multiples})
 
 
+def check_grid(grid: sweep.Grid, mask_samples: bool = False) -> None:
+    """Everything the sweep would reject, now (before a directory is touched), as ``ConfigError``.
+
+    Seeds >= 1, distinct dims, per-method sample caps and extra hyper-parameters only for methods of the grid,
+    every run's method config constructible (stage sizes, strengths, counts) and every target buildable.
+    """
+    if isinstance(grid.seeds, bool) or not isinstance(grid.seeds, int) or grid.seeds < 1:
+        raise ConfigError(f"seeds must be an integer >= 1, got {grid.seeds!r}")
+    if len(set(grid.dims)) != len(grid.dims):
+        raise ConfigError(f"dims must be distinct, got {list(grid.dims)}")
+    for what, entries in (("sample cap", grid.method_n_max), ("hyper-parameters", grid.method_hyper)):
+        unknown = sorted({m for m, _ in entries} - set(grid.methods))
+        if unknown:
+            raise ConfigError(f"a {what} is given for method(s) {unknown} that the grid does not run "
+                              f"({list(grid.methods)})")
+    try:
+        groups = sweep.make_groups(grid, mask_samples)
+        for target, d in sorted({(g.target, g.d) for g in groups}, key=lambda td: (td[0].label(), td[1])):
+            target.check(d)
+    except ValueError as err:
+        raise ConfigError(f"the grid cannot run: {err}") from None
+    if not groups:
+        raise ConfigError("the grid holds no runs (every sample count is above its method's cap?)")
+
+
 def run_experiment(module: Any, config: Any, out_dir: str | Path, execution: str = "auto", progress: bool = True,
-                   overwrite: bool = False, mask_samples: bool | None = None) -> tuple[pd.DataFrame, sweep.SweepReport]:
-    """Run the experiment's sweep into ``out_dir`` (resuming), return its results table and the sweep report."""
+                   overwrite: bool = False, mask_samples: bool | None = None,
+                   retry_failed: bool = False) -> tuple[pd.DataFrame, sweep.SweepReport]:
+    """Run the experiment's sweep into ``out_dir`` (resuming), return its results table and the sweep report.
+
+    The grid is checked first; then ``out_dir`` must be usable and hold this same sweep, or none, unless
+    ``overwrite`` (which removes the previous sweep's outputs: :func:`reprjax.outdir.remove_outputs`).
+    Call it inside :func:`reprjax.outdir.lock` to keep other reprjax commands out of the directory.
+    """
     grid = module.grid(config)
     mask = getattr(config, "mask_samples", False) if mask_samples is None else mask_samples
+    check_grid(grid, mask)
     extra = dict(experiment=module.NAME, config=config_dict(config))
-    report = sweep.run_sweep(grid, out_dir, execution=execution, mask_samples=mask, progress=progress,
-                             manifest_extra=extra, overwrite=overwrite)
+    outdir.prepare(out_dir, extra, overwrite)
+    kwargs = dict(execution=execution, mask_samples=mask, progress=progress, manifest_extra=extra,
+                  retry_failed=retry_failed)
+    try:
+        report = sweep.run_sweep(grid, out_dir, overwrite=False, **kwargs)
+    except ValueError as err:
+        if type(err).__name__ != "ConfigurationMismatch":
+            raise
+        if not overwrite:
+            raise ConfigError(str(err)) from None
+        outdir.remove_outputs(out_dir)  # same experiment and config, another grid (e.g. a newer reprjax)
+        report = sweep.run_sweep(grid, out_dir, overwrite=False, **kwargs)
     return sweep.load_results(out_dir), report
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from reprjax import plotting, sweep
 from reprjax.experiments import analysis, base
+from reprjax.hermite import MAX_DEGREE
 
 NAME = "information-exponent"
 
@@ -36,11 +37,11 @@ class Config:
     mask_samples: bool = False
 
     def __post_init__(self) -> None:
-        base.check_positive_ints("dims", self.dims)
-        base.check_positive_ints("exponents", self.exponents)
-        base.check_seeds(self.seeds)
-        if not self.preprocess or any(not isinstance(v, bool) for v in self.preprocess):
-            raise ValueError(f"preprocess must be a non-empty list of booleans, got {list(self.preprocess)}")
+        base.check_fields(self)
+        base.check_ints(self, width=2)
+        if max(self.exponents) > MAX_DEGREE:
+            raise ValueError(f"exponents must be integers in [1, {MAX_DEGREE}], got {list(self.exponents)}")
+        base.check_positive_numbers("n_over_d2", self.n_over_d2)
 
 
 def grid(config: Config) -> sweep.Grid:
@@ -58,15 +59,15 @@ def grid(config: Config) -> sweep.Grid:
 def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
     by = ("target", "preprocess", "d", "n")
     return dict(error=analysis.error_curves(df, "test_nmse", by=by),
-                alignment=analysis.error_curves(df, "alignment", by=by),
-                failed_runs=int((df["status"] != "ok").sum()))
+                alignment=analysis.error_curves(df, "alignment", by=by), **analysis.run_status(df))
 
 
 def report(summary: dict[str, Any], config: Config) -> str:
-    err = summary["error"].pivot_table(index=["target", "preprocess"], columns=["d", "n"], values="mean").round(3)
-    ali = summary["alignment"].pivot_table(index=["target", "preprocess"], columns=["d", "n"], values="mean").round(3)
-    return ("normalised test MSE after one step (mean over seeds):\n" + err.to_string() +
-            "\n\nalignment of W_1 with span(U):\n" + ali.to_string())
+    err = analysis.pivot(summary["error"], index=["target", "preprocess"], columns=["d", "n"]).round(3)
+    ali = analysis.pivot(summary["alignment"], index=["target", "preprocess"], columns=["d", "n"]).round(3)
+    lines = ["normalised test MSE after one step (mean over seeds):", err.to_string(), "",
+             "alignment of W_1 with span(U):", ali.to_string()]
+    return "\n".join(lines + analysis.failure_lines(summary))
 
 
 def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:

@@ -2,9 +2,13 @@
 at an error threshold, and the exponent of ``n*`` against ``d`` with a bootstrap interval over seeds.
 
 The paper's prediction: Algorithm 1 needs ``n ~ d^2`` (exponent about 2 or lower), kernels ``n ~ d^p`` (exponent
-about ``p``, or never within the range).  Default threshold 0.25: half the error left by a fit of the degree-2 part
-alone (the paper target keeps half its variance in degree ``p``), so crossing it means most of the degree-p part
-was learned.  Kernel ridge costs ``O(n^3)``; its sample counts are capped by ``kernel_n_max``.
+about ``p``).  Default threshold 0.25: half the error left by a fit of the degree-2 part alone (the paper target keeps
+half its variance in degree ``p``), so crossing it means most of the degree-p part was learned.  Kernel methods may
+use their own ``kernel_threshold`` (their curves leave the degree-2 plateau slowly, :mod:`reprjax.kernel_theory`);
+they solve exactly up to ``exact_n_max`` fitting samples and by Nystrom with ``centres`` centres beyond
+(:mod:`reprjax.nystrom`), up to ``kernel_n_max`` samples.  ``kernel_bias_scale``: the kernels' bias variance is its
+square (with zero bias the ReLU NTK is positively homogeneous in ``|x|`` and cannot fit the radial part of ``h_2``;
+docs/measurements.md, "Kernel bias").  The preset ``examples/kernel_exponent.toml`` measures both exponents.
 """
 
 from __future__ import annotations
@@ -17,10 +21,9 @@ import pandas as pd
 
 from reprjax import plotting, sweep
 from reprjax.experiments import analysis, base
-from reprjax.methods import METHODS
+from reprjax.methods import METHODS, kernel_methods
 
 NAME = "sample-complexity"
-KERNEL_METHODS = ("entk", "ntk_infinite")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,14 +37,20 @@ class Config:
     width: int = 1024
     seeds: int = 3
     threshold: float = 0.25
-    kernel_n_max: int = 8192
+    kernel_threshold: float | None = None
+    kernel_n_max: int = 32768
+    network_n_max: int | None = None
+    exact_n_max: int = 8192
+    centres: int = 4096
+    kernel_bias_scale: float = 1.0
     n_test: int = 4096
     noise: float = 0.0
     mask_samples: bool = False
     bootstrap: int = 1000
 
     def __post_init__(self) -> None:
-        base.check_positive_ints("dims", self.dims)
+        base.check_fields(self)  # types first (booleans, lists, integers), then ranges
+        base.check_ints(self)
         base.check_r_d(self.r, self.dims)
         if self.p < 3:
             raise ValueError(f"p must be >= 3 (the degree of the paper target's second part), got {self.p}")
@@ -58,6 +67,27 @@ class Config:
             raise ValueError(f"width must be an even integer >= 2, got {self.width}")
         if self.noise < 0:
             raise ValueError(f"noise must be >= 0, got {self.noise}")
+        if self.kernel_threshold is not None and not 0 < self.kernel_threshold < 1:
+            raise ValueError(f"kernel_threshold must be in (0, 1), got {self.kernel_threshold}")
+        if self.centres > self.exact_n_max:
+            raise ValueError(f"centres = {self.centres} must be <= exact_n_max = {self.exact_n_max} (Nystrom runs "
+                             f"only past exact_n_max fitting samples, and needs centres <= samples)")
+        if self.kernel_bias_scale < 0:
+            raise ValueError(f"kernel_bias_scale must be >= 0, got {self.kernel_bias_scale}")
+
+    @property
+    def kernels(self) -> tuple[str, ...]:
+        return tuple(m for m in self.methods if m in kernel_methods())
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        return tuple(m for m in self.methods if m not in kernel_methods())
+
+    def threshold_of(self, method: str) -> float:
+        """The n* threshold of ``method`` (``kernel_threshold`` for kernel methods when set)."""
+        if method in self.kernels and self.kernel_threshold is not None:
+            return self.kernel_threshold
+        return self.threshold
 
 
 def grid(config: Config) -> sweep.Grid:
@@ -72,32 +102,31 @@ def grid(config: Config) -> sweep.Grid:
         widths=(config.width,),
         hyper=hyper,
         seeds=config.seeds,
-        method_n_max=tuple((m, config.kernel_n_max) for m in config.methods if m in KERNEL_METHODS),
+        method_n_max=tuple((m, config.kernel_n_max) for m in config.kernels)
+        + tuple((m, config.network_n_max) for m in config.networks if config.network_n_max is not None),
+        method_hyper=tuple((m, (("centres", config.centres), ("exact_n_max", config.exact_n_max),
+                                ("init_bias_scale", config.kernel_bias_scale))) for m in config.kernels),
     )
 
 
 def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
     """Error table, n* per (method, d) and the fitted exponents with bootstrap intervals."""
-    curves = analysis.error_curves(df)
-    table = analysis.n_star_table(df, config.threshold)
-    exponents = [analysis.bootstrap_exponent(df, m, config.threshold, n_boot=config.bootstrap)
-                 for m in config.methods if m in set(df["method"])]
-    failed = int((df["status"] != "ok").sum()) if len(df) else 0
-    return dict(curves=curves, n_star=table, exponents=pd.DataFrame(exponents), failed_runs=failed)
+    return dict(curves=analysis.error_curves(df), n_star=analysis.n_star_table(df, config.threshold),
+                exponents=analysis.exponent_table(df, config.threshold, n_boot=config.bootstrap),
+                **analysis.run_status(df))
 
 
 def report(summary: dict[str, Any], config: Config) -> str:
-    curves = summary["curves"].pivot_table(index=["d", "n"], columns="method", values="mean").round(3)
+    curves = analysis.pivot(summary["curves"], index=["d", "n"], columns="method").round(3)
+    n_star = summary["n_star"]
+    shown = [c for c in ("method", "d", "n_star_text", "censored", "n_min", "n_max", "error_at_n_max")
+             if c in n_star.columns]
     lines = ["normalised test MSE (mean over seeds):", curves.to_string(), "",
-             f"n* at threshold {config.threshold} (nan: not reached within the grid):",
-             summary["n_star"].round(1).to_string(index=False), "", "exponent of n* against d (bootstrap 95%):"]
-    for _, row in summary["exponents"].iterrows():
-        lines.append(f"  {row['method']:16s} {base.fmt(row['exponent'])}  [{base.fmt(row['low'])}, "
-                     f"{base.fmt(row['high'])}]  (dims resolved {row['dims_resolved']}/{len(config.dims)}, "
-                     f"resamples unresolved {row['unresolved']:.0%})")
-    if summary["failed_runs"]:
-        lines.append(f"failed runs (not averaged): {summary['failed_runs']}")
-    return "\n".join(lines)
+             f"n* at threshold {config.threshold} (censored: below = under the threshold at the smallest n, "
+             f"above = not reached by the largest):", n_star[shown].round(3).to_string(index=False), "",
+             "exponent of n* against d over the resolved dims (95% t interval from a seed bootstrap):",
+             *analysis.exponent_lines(summary["exponents"], len(config.dims))]
+    return "\n".join(lines + analysis.failure_lines(summary))
 
 
 def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
 from reprjax import plotting, sweep
 from reprjax.experiments import analysis, base
+from reprjax.methods import METHODS
 
 NAME = "spiked-covariance"
 
@@ -24,7 +25,7 @@ NAME = "spiked-covariance"
 @dataclasses.dataclass(frozen=True)
 class Config:
     dims: tuple[int, ...] = (32,)
-    betas: tuple[float | None, ...] = (None, 0.0, 0.25, 0.5, 0.75)
+    betas: tuple[float | Literal["iso"] | None, ...] = (None, 0.0, 0.25, 0.5, 0.75)
     n_over_d2: tuple[float, ...] = (1.0, 4.0)
     methods: tuple[str, ...] = ("algorithm1", "ntk_infinite")
     r: int = 2
@@ -36,15 +37,22 @@ class Config:
     mask_samples: bool = False
 
     def __post_init__(self) -> None:
-        base.check_positive_ints("dims", self.dims)
+        base.check_fields(self)
+        base.check_ints(self, p=3, width=2)
+        if self.width % 2:
+            raise ValueError(f"width must be an even integer >= 2 (symmetric initialisation), got {self.width}")
         base.check_r_d(self.r, self.dims)
-        base.check_seeds(self.seeds)
-        if not self.betas:
-            raise ValueError("betas must be a non-empty list (use 'iso' for the isotropic case)")
+        base.check_positive_numbers("n_over_d2", self.n_over_d2)
+        bad = [m for m in self.methods if m not in METHODS or METHODS[m].needs_pair]
+        if bad:
+            raise ValueError(f"methods must be a subset of {sorted(m for m in METHODS if not METHODS[m].needs_pair)},"
+                             f" got {list(self.methods)}")
+        if len({_beta(b) for b in self.betas}) != len(self.betas):
+            raise ValueError(f"betas must be distinct ('iso' and null are the same), got {list(self.betas)}")
 
 
 def _beta(value: Any) -> float | None:
-    return None if value in (None, "iso", "-inf") else float(value)
+    return None if value is None or value == "iso" else float(value)
 
 
 def _beta_labels(values: pd.Series) -> pd.Series:
@@ -63,13 +71,13 @@ def grid(config: Config) -> sweep.Grid:
 
 def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
     df = df.assign(spike_beta=_beta_labels(df["spike_beta"]))
-    return dict(error=analysis.error_curves(df, by=("method", "spike_beta", "d", "n")),
-                failed_runs=int((df["status"] != "ok").sum()))
+    return dict(error=analysis.error_curves(df, by=("method", "spike_beta", "d", "n")), **analysis.run_status(df))
 
 
 def report(summary: dict[str, Any], config: Config) -> str:
-    table = summary["error"].pivot_table(index=["d", "n", "spike_beta"], columns="method", values="mean").round(3)
-    return "normalised test MSE by spike exponent beta (theta = d^beta; iso = isotropic):\n" + table.to_string()
+    table = analysis.pivot(summary["error"], index=["d", "n", "spike_beta"], columns="method").round(3)
+    lines = ["normalised test MSE by spike exponent beta (theta = d^beta; iso = isotropic):", table.to_string()]
+    return "\n".join(lines + analysis.failure_lines(summary))
 
 
 def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:

@@ -41,16 +41,16 @@ class Config:
     bootstrap: int = 1000
 
     def __post_init__(self) -> None:
-        base.check_positive_ints("dims", self.dims)
+        base.check_fields(self)
+        base.check_ints(self, p=3, width=2, N=8)
+        if self.width % 2:
+            raise ValueError(f"width must be an even integer >= 2 (symmetric initialisation), got {self.width}")
         base.check_r_d(self.r, self.dims)
         if self.r < 2:
             raise ValueError(f"r must be >= 2 for the transfer head (it has a z1 z2 term), got {self.r}")
-        base.check_positive_ints("N", self.N, low=8)
         bad = [m for m in self.methods if m not in _METHOD_OF]
-        if bad or not self.methods:
+        if bad:
             raise ValueError(f"methods must be a non-empty subset of {sorted(_METHOD_OF)}, got {list(self.methods)}")
-        base.check_positive_ints("source_n_over_d2", (self.source_n_over_d2,))
-        base.check_seeds(self.seeds)
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
 
@@ -72,28 +72,32 @@ def grid(config: Config) -> sweep.Grid:
 
 
 def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
-    table = analysis.n_star_table(df, config.threshold)
-    exps = [analysis.bootstrap_exponent(df, m, config.threshold, n_boot=config.bootstrap)
-            for m in sorted(set(df["method"]))]
-    return dict(curves=analysis.error_curves(df), n_star=table, exponents=pd.DataFrame(exps),
-                failed_runs=int((df["status"] != "ok").sum()))
+    return dict(curves=analysis.error_curves(df), n_star=analysis.n_star_table(df, config.threshold),
+                exponents=analysis.exponent_table(df, config.threshold, n_boot=config.bootstrap),
+                **analysis.run_status(df))
 
 
 def report(summary: dict[str, Any], config: Config) -> str:
-    curves = summary["curves"].pivot_table(index=["d", "n"], columns="method", values="mean").round(3)
+    curves = analysis.pivot(summary["curves"], index=["d", "n"], columns="method").round(3)
+    n_star = summary["n_star"]
+    shown = [c for c in ("method", "d", "n_star_text", "censored", "n_min", "n_max", "error_at_n_max")
+             if c in n_star.columns]
+    unresolved = int((n_star["censored"] != "").sum()) if len(n_star) else 0
     lines = ["error on the target head against N (mean over seeds; 'algorithm1' = scratch):", curves.to_string(), "",
-             f"n*_target at threshold {config.threshold}:", summary["n_star"].round(1).to_string(index=False), "",
-             "slope of n*_target against d (bootstrap 95%):"]
-    for _, row in summary["exponents"].iterrows():
-        lines.append(f"  {row['method']:16s} {base.fmt(row['exponent'])}  [{base.fmt(row['low'])}, "
-                     f"{base.fmt(row['high'])}]  (dims resolved {row['dims_resolved']}/{len(config.dims)})")
-    return "\n".join(lines)
+             f"n*_target at threshold {config.threshold} (censored: below = already under the threshold at the "
+             f"smallest N, above = not reached by the largest; {unresolved}/{len(n_star)} unresolved):",
+             n_star[shown].round(3).to_string(index=False), "",
+             "slope of n*_target against d over the resolved dims (95% t interval from a seed bootstrap):",
+             *analysis.exponent_lines(summary["exponents"], len(config.dims))]
+    return "\n".join(lines + analysis.failure_lines(summary))
 
 
 def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:
     summary = summarise(df, config)
     exps = {r["method"]: r["exponent"] for _, r in summary["exponents"].iterrows()}
     out = plotting.transfer_curves(df, Path(out_dir) / "transfer_error_vs_N", threshold=config.threshold)
-    out += plotting.n_star_vs_d(summary["n_star"], Path(out_dir) / "transfer_n_star_vs_d", config.p, exps,
+    n_star = summary["n_star"]
+    # n* <= N_min is not "not reached": drawn neither as a point nor as an open marker (named in the report)
+    out += plotting.n_star_vs_d(n_star[n_star["censored"] != "below"], Path(out_dir) / "transfer_n_star_vs_d", config.p, exps,
                                 title="samples on the new head")
     return out
