@@ -32,7 +32,7 @@ from reprjax.second_layer import HeadFit
 from reprjax.targets import MultiIndexTarget
 
 #: Relative ridge strengths for kernels (multiples of tr(K)/n).  1e-6 is on the grid because the validation error of
-#: the infinite NTK with bias still falls from 1e-5 to 1e-6 at d = 8 (docs/measurements.md, "Kernel ridge strengths").
+#: the infinite NTK with bias still falls from 1e-5 to 1e-6 at d = 8 (docs/kernels_at_scale.md, "Kernel ridge strengths").
 KERNEL_LAMBDAS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 #: Kernel ridge solvers: ``exact`` factorises the ``n x n`` kernel (:func:`reprjax.ridge.kernel_ridge_path`),
@@ -40,7 +40,7 @@ KERNEL_LAMBDAS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 #: ``auto`` takes ``exact`` up to ``exact_n_max`` fitting samples and ``nystrom`` beyond.
 KERNEL_SOLVERS = ("auto", "exact", "nystrom")
 
-#: Default number of Nystrom centres (docs/measurements.md, "Nystrom centres").
+#: Default number of Nystrom centres (docs/kernels_at_scale.md, "Nystrom centres").
 DEFAULT_CENTRES = 4096
 
 

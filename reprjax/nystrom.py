@@ -14,7 +14,7 @@ the ``M x M`` matrices.  Every strength of a grid is then solved from one accumu
 ``K_MM`` (plus a small jitter) turns the system into ``L (A + n lam I) L^T alpha = b`` with ``A = L^{-1} H L^{-T}``,
 one ``M x M`` Cholesky per strength (:func:`solve_path`).
 
-Precision (docs/measurements.md, "Nystrom precision"): ``H`` squares the condition number of ``K_nM``.  The
+Precision (docs/kernels_at_scale.md, "Nystrom precision"): ``H`` squares the condition number of ``K_nM``.  The
 degree-``k`` eigenvalues of a rotation-invariant kernel fall like ``d^-k``, so at ``d = 16`` the degree-4 part of
 ``H`` sits ~1e-10 below its top, under float32 resolution: normal equations in float32 lose exactly the part of the
 target the kernel study is about.  Here the kernel blocks are evaluated in ``kernel_dtype`` (float32 by default: the
@@ -182,7 +182,7 @@ def predict(
     """Predictions ``K(x, centres) @ coef.T`` of every strength in float32, one ``(block, M)`` block at a time.
 
     float32 suffices here (unlike for the normal equations): at d = 8, n = 8192, M = 2048 the test error of float32
-    and float64 predictions agreed to 1e-7 (docs/measurements.md, "Nystrom precision"); and float32 keeps the
+    and float64 predictions agreed to 1e-7 (docs/kernels_at_scale.md, "Nystrom precision"); and float32 keeps the
     predictor safe inside loops that are batched outside a float64 scope (``vmap`` of ``fori_loop``).
     """
     n = x.shape[0]

@@ -8,7 +8,7 @@ use their own ``kernel_threshold`` (their curves leave the degree-2 plateau slow
 they solve exactly up to ``exact_n_max`` fitting samples and by Nystrom with ``centres`` centres beyond
 (:mod:`reprjax.nystrom`), up to ``kernel_n_max`` samples.  ``kernel_bias_scale``: the kernels' bias variance is its
 square (with zero bias the ReLU NTK is positively homogeneous in ``|x|`` and cannot fit the radial part of ``h_2``;
-docs/measurements.md, "Kernel bias").  The preset ``examples/kernel_exponent.toml`` measures both exponents.
+docs/kernels_at_scale.md, "Kernel bias").  The preset ``examples/kernel_exponent.toml`` measures both exponents.
 """
 
 from __future__ import annotations
