@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.ticker import NullFormatter
 
 from reprjax.plotting import LABELS, _colors, _decorate, _save, plt
 
@@ -49,10 +50,11 @@ def families(curves: pd.DataFrame, path: str | Path, kernel_methods: Sequence[st
             if lo < hi and row["error"] > 0:
                 ax.hlines(row["error"], lo, hi, colors=[colors.get(d, "grey")], lw=4, alpha=0.25, label=label)
                 label = None
-    for label, value in (thresholds or {}).items():
-        ax.axhline(value, color="k", ls=":", lw=1, label=label)
+    for i, (label, value) in enumerate((thresholds or {}).items()):
+        ax.axhline(value, color="k", ls=(":", "-.")[i % 2], lw=1, label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     _decorate(ax, "n (samples)", "normalised test MSE", title, legend_size=6)
     return _save(fig, path)
 
@@ -70,10 +72,11 @@ def collapse(curves: pd.DataFrame, path: str | Path, powers: Mapping[str, float]
                     label=f"d = {d}")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # a narrow log range labels its minor ticks over each other
         power = powers[method]
         _decorate(ax, f"n / d^{power:g}", "normalised test MSE", LABELS.get(method, method), legend_size=7)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.03)
     return _save(fig, path)
 
 

@@ -17,9 +17,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import jax
 import pandas as pd
 
-from reprjax import plotting, sweep
+from reprjax import kernel_theory, plotting, plotting_kernels, sweep, targets
 from reprjax.experiments import analysis, base
 from reprjax.methods import METHODS, kernel_methods
 
@@ -109,23 +110,49 @@ def grid(config: Config) -> sweep.Grid:
     )
 
 
+def threshold_groups(config: Config) -> list[tuple[float, tuple[str, ...]]]:
+    """``[(threshold, methods)]``: the networks at ``threshold``, the kernels at ``kernel_threshold`` when set."""
+    if config.kernel_threshold is None:
+        return [(config.threshold, config.methods)]
+    groups = [(config.threshold, config.networks), (config.kernel_threshold, config.kernels)]
+    return [(t, ms) for t, ms in groups if ms]
+
+
+def plateaus(config: Config) -> dict[int, list[dict[str, float]]]:
+    """The kernel plateaus (:func:`reprjax.kernel_theory.kernel_plateaus`) of the study's target at each ``d``."""
+    return {d: kernel_theory.kernel_plateaus(targets.paper_target(jax.random.key(0), d, config.r, config.p,
+                                                                  config.cross_terms)) for d in config.dims}
+
+
 def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
-    """Error table, n* per (method, d) and the fitted exponents with bootstrap intervals."""
-    return dict(curves=analysis.error_curves(df), n_star=analysis.n_star_table(df, config.threshold),
-                exponents=analysis.exponent_table(df, config.threshold, n_boot=config.bootstrap),
+    """Error table, n* per (method, d) at each family's threshold, the fitted exponents with bootstrap intervals,
+    and the theory's kernel plateaus."""
+    n_star, exponents = [], []
+    for threshold, methods in threshold_groups(config):
+        sub = df[df["method"].isin(methods)] if len(df) else df
+        n_star.append(analysis.n_star_table(sub, threshold).assign(threshold=threshold))
+        exponents.append(analysis.exponent_table(sub, threshold, n_boot=config.bootstrap).assign(threshold=threshold))
+    return dict(curves=analysis.error_curves(df), n_star=pd.concat(n_star, ignore_index=True),
+                exponents=pd.concat(exponents, ignore_index=True), plateaus=plateaus(config),
                 **analysis.run_status(df))
 
 
 def report(summary: dict[str, Any], config: Config) -> str:
     curves = analysis.pivot(summary["curves"], index=["d", "n"], columns="method").round(3)
     n_star = summary["n_star"]
-    shown = [c for c in ("method", "d", "n_star_text", "censored", "n_min", "n_max", "error_at_n_max")
+    shown = [c for c in ("method", "d", "threshold", "n_star_text", "censored", "n_min", "n_max", "error_at_n_max")
              if c in n_star.columns]
+    thresholds = ", ".join(f"{t:g} for {', '.join(ms)}" for t, ms in threshold_groups(config))
     lines = ["normalised test MSE (mean over seeds):", curves.to_string(), "",
-             f"n* at threshold {config.threshold} (censored: below = under the threshold at the smallest n, "
+             f"n* at threshold {thresholds} (censored: below = under the threshold at the smallest n, "
              f"above = not reached by the largest):", n_star[shown].round(3).to_string(index=False), "",
              "exponent of n* against d over the resolved dims (95% t interval from a seed bootstrap):",
-             *analysis.exponent_lines(summary["exponents"], len(config.dims))]
+             *analysis.exponent_lines(summary["exponents"].drop(columns="threshold"), len(config.dims)),
+             f"theory: Algorithm 1 about 2 (n ~ d^2), rotation-invariant kernels about p = {config.p} (n ~ d^p)", "",
+             "kernel plateaus (theory: with d^k << n << d^(k+1) a rotation-invariant kernel learns degrees <= k; "
+             "error = energy above degree k):"]
+    for k, row in enumerate(next(iter(summary["plateaus"].values()), [])):
+        lines.append(f"  k = {k}: error {row['error']:.3g}")
     return "\n".join(lines + analysis.failure_lines(summary))
 
 
@@ -135,4 +162,14 @@ def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:
     out = plotting.error_vs_n(df, Path(out_dir) / "error_vs_n", threshold=config.threshold,
                               title=f"paper target r={config.r}, p={config.p}")
     out += plotting.n_star_vs_d(summary["n_star"], Path(out_dir) / "n_star_vs_d", config.p, exps)
+    curves = summary["curves"]
+    if config.kernels and len(curves):
+        lines = {f"threshold {t:g} ({'kernels' if ms == config.kernels else 'networks'})": t
+                 for t, ms in threshold_groups(config)}
+        out += plotting_kernels.families(curves, Path(out_dir) / "kernels_vs_network", config.kernels,
+                                         config.networks, summary["plateaus"], lines,
+                                         title=f"paper target r={config.r}, p={config.p}")
+        powers = {**{m: 2.0 for m in config.networks}, **{m: float(config.p) for m in config.kernels}}
+        out += plotting_kernels.collapse(curves, Path(out_dir) / "collapse", powers,
+                                         title="networks against n / d^2, kernels against n / d^p")
     return out
