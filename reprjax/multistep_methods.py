@@ -4,7 +4,10 @@ Three presets of :class:`reprjax.first_layer_training.FirstLayerTrainingConfig` 
 
 * ``gd_reuse``: full-batch GD reusing one batch, ``steps=2``, the paper's step size (Dandi et al. 2024);
 * ``gd_fresh``: GD with a fresh batch per step, ``steps=4``, GiantStep's ``giant_step`` scaling (Dandi et al. 2023);
-* ``online_sgd``: online SGD, ``batch_size=1``, the ``online`` scaling (Ben Arous et al. 2021).
+* ``online_sgd``: online SGD on the sphere (rows initialised on it and projected back after each step),
+  ``batch_size=1``, the ``online`` scaling (Ben Arous et al. 2021).  Measured on ``h_3`` at ``d = 12``,
+  ``n = 8192``, ``m = 128``, one seed: without the projection the run diverges from ``eta_scale = 4`` (NaN, flagged failed)
+  and its best neuron reaches cosine 0.74 with ``u``; with it, 0.92 at ``eta_scale = 0.25``.
 
 Any field of the config (and the data / network fields of :mod:`reprjax.methods`) can be set through ``hyper``;
 the network's output scale defaults to ``mean`` (``a = +-1/m``, the mean-field output of Arnaboldi et al. and
@@ -111,10 +114,12 @@ def _split(hyper: dict[str, Any]) -> tuple[DataConfig, dict[str, Any], dict[str,
     return data, net, rest
 
 
-def _builder(**defaults: Any):
+def _builder(network: dict[str, Any] | None = None, **defaults: Any):
     def make_config(d: int, n: int, width: int, hyper: dict[str, Any]) -> FirstLayerTrainingConfig:
         data, net, rest = _split(hyper)
         net.setdefault("output_scale", "mean")  # f = O(1) while W moves: the mean-field output of the peers
+        for k, v in (network or {}).items():
+            net.setdefault(k, v)
         kwargs = dict(defaults)
         if kwargs.get("mode") == "fresh" and "batch_size" in rest:
             kwargs["steps"] = None  # the batch size given: T follows from n
@@ -129,4 +134,5 @@ def _builder(**defaults: Any):
 #: ``(d, n, width, hyper) -> config`` of each preset (module docstring).
 gd_reuse_config = _builder(mode="reuse", steps=2, scaling="paper")
 gd_fresh_config = _builder(mode="fresh", steps=4, batch_size=None, scaling="giant_step")
-online_sgd_config = _builder(mode="fresh", steps=None, batch_size=1, scaling="online", weight_decay=0.0)
+online_sgd_config = _builder(network=dict(init="sphere"), mode="fresh", steps=None, batch_size=1, scaling="online",
+                             weight_decay=0.0, normalize_rows=True)
