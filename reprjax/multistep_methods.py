@@ -1,13 +1,15 @@
 """Multi-step first-layer training as sweep methods: ``(key, target, config) -> metrics`` and config builders.
 
-Three presets of :class:`reprjax.first_layer_training.FirstLayerTrainingConfig` (each ``(d, n, width, hyper)``):
+Presets of :class:`reprjax.first_layer_training.FirstLayerTrainingConfig` (each ``(d, n, width, hyper)``):
 
+* ``one_step``: Algorithm 1's step and head (same ``W_1`` as :func:`reprjax.algorithm.run` on the same key: the
+  output scale and the step's ``1 / a_scale`` cancel), with this module's metrics (spectrum, overlaps);
 * ``gd_reuse``: full-batch GD reusing one batch, ``steps=2``, the paper's step size (Dandi et al. 2024);
 * ``gd_fresh``: GD with a fresh batch per step, ``steps=4``, GiantStep's ``giant_step`` scaling (Dandi et al. 2023);
 * ``online_sgd``: online SGD on the sphere (rows initialised on it and projected back after each step),
   ``batch_size=1``, the ``online`` scaling (Ben Arous et al. 2021).  Measured on ``h_3`` at ``d = 12``,
-  ``n = 8192``, ``m = 128``, one seed: without the projection the run diverges from ``eta_scale = 4`` (NaN, flagged failed)
-  and its best neuron reaches cosine 0.74 with ``u``; with it, 0.92 at ``eta_scale = 0.25``.
+  ``n = 8192``, ``m = 128``, one seed: without the projection the run diverges from ``eta_scale = 4`` (NaN,
+  flagged failed) and its best neuron reaches cosine 0.74 with ``u``; with it, 0.92 at ``eta_scale = 0.25``.
 
 Any field of the config (and the data / network fields of :mod:`reprjax.methods`) can be set through ``hyper``;
 the network's output scale defaults to ``mean`` (``a = +-1/m``, the mean-field output of Arnaboldi et al. and
@@ -132,6 +134,7 @@ def _builder(network: dict[str, Any] | None = None, **defaults: Any):
 
 
 #: ``(d, n, width, hyper) -> config`` of each preset (module docstring).
+one_step_config = _builder(mode="reuse", steps=1, scaling="paper")
 gd_reuse_config = _builder(mode="reuse", steps=2, scaling="paper")
 gd_fresh_config = _builder(mode="fresh", steps=4, batch_size=None, scaling="giant_step")
 online_sgd_config = _builder(network=dict(init="sphere"), mode="fresh", steps=None, batch_size=1, scaling="online",

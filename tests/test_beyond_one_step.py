@@ -8,7 +8,8 @@ import pytest
 from reprjax import link_targets, methods, multistep_methods as mm, plot_dynamics, sweep, targets
 from reprjax.experiments import base, beyond_one_step as study
 
-MULTI = {"gd_reuse": mm.gd_reuse_config, "gd_fresh": mm.gd_fresh_config, "online_sgd": mm.online_sgd_config}
+MULTI = {"one_step": mm.one_step_config, "gd_reuse": mm.gd_reuse_config, "gd_fresh": mm.gd_fresh_config,
+         "online_sgd": mm.online_sgd_config}
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def test_config_rejects_unknown_targets_naming_them():
 
 
 def test_tiny_study_runs_end_to_end(registered, tmp_path):
-    config = study.Config(dims=(8,), targets=("he3",), methods=("algorithm1", "gd_reuse", "online_sgd"),
+    config = study.Config(dims=(8,), targets=("he3",), methods=("algorithm1", "one_step", "online_sgd"),
                           n_multiples=(3.0,), width=16, seeds=2, n_test=256, bootstrap=10, reuse_steps=2,
                           online_batch=16)
     df, _ = base.run_experiment(study, config, tmp_path / "out", progress=False)

@@ -85,12 +85,14 @@ def test_scan_matches_plain_numpy_implementation(mode):
     np.testing.assert_allclose(W_scan, W_ref, rtol=1e-4, atol=1e-4 * np.max(np.abs(W_ref)))
 
 
-def test_one_step_reproduces_algorithm1():
+@pytest.mark.parametrize("preset", [False, True], ids=["paper-output-scale", "one_step-preset"])
+def test_one_step_reproduces_algorithm1(preset):
     target = targets.paper_target(jax.random.key(3), D)
     net = NetworkConfig(width=M)
     key = jax.random.key(4)
-    ours = jax.jit(flt.train, static_argnums=2)(key, target, flt.FirstLayerTrainingConfig(
-        n=300, network=net, steps=1, n_test=64, **FAST_HEAD))
+    config = (mm.one_step_config(D, 300, M, dict(n_test=64, **FAST_HEAD)) if preset else
+              flt.FirstLayerTrainingConfig(n=300, network=net, steps=1, n_test=64, **FAST_HEAD))
+    ours = jax.jit(flt.train, static_argnums=2)(key, target, config)
     ref = jax.jit(algorithm.train_one_step, static_argnums=2)(key, target, algorithm.Algorithm1Config(
         n=300, network=net, n_test=64, **FAST_HEAD))
     scale = float(jnp.max(jnp.abs(ref.predictor.params.W)))

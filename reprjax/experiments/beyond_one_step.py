@@ -17,8 +17,9 @@ and linear Hermite parts), computed from the target's exact Hermite coefficients
 float64 Gauss-Hermite quadrature of :mod:`reprjax.link_targets`; a run has learned the target when its error falls
 below ``threshold_fraction`` of that baseline.
 
-Registration this study needs (see the module's report in the session notes): methods ``gd_reuse``, ``gd_fresh``,
-``online_sgd`` (:mod:`reprjax.multistep_methods`) and the sweep target ``link`` (:func:`link_targets.link_target`).
+It needs the methods ``one_step``, ``gd_reuse``, ``gd_fresh`` and ``online_sgd`` (:mod:`reprjax.multistep_methods`;
+``one_step`` is Algorithm 1 with the spectrum in its rows) and the sweep target ``link``
+(:func:`link_targets.link_target`) registered (docs/beyond_one_step.md).
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ TARGETS: dict[str, tuple[str, dict[str, Any], bool]] = {
 
 #: (method, study target) -> exponent of n* in d that the literature predicts (module docstring)
 THEORY: dict[tuple[str, str], str] = {
-    ("algorithm1", "he3"): "not learned at n ~ d^2", ("algorithm1", "he4"): "not learned at n ~ d^2",
-    ("algorithm1", "sign3"): "not learned at n ~ d^2",
+    **{(m, t): "not learned at n ~ d^2 (for d large enough that d^2 << d^k)" for m in ("algorithm1", "one_step")
+       for t in ("he3", "he4", "sign3")},
     ("online_sgd", "he3"): "2 (d^(k-1), Ben Arous et al. 2021)", ("online_sgd", "he4"): "3 (d^(k-1))",
     ("gd_reuse", "he3"): "about 1 (Dandi et al. 2024)", ("gd_reuse", "he4"): "about 1 (Dandi et al. 2024)",
 }
@@ -76,7 +77,7 @@ def baseline_error(name: str) -> float:
 class Config:
     dims: tuple[int, ...] = (16, 32, 64)
     targets: tuple[str, ...] = ("he3", "he4")
-    methods: tuple[str, ...] = ("algorithm1", "gd_reuse", "online_sgd")
+    methods: tuple[str, ...] = ("one_step", "gd_reuse", "online_sgd")
     power: float = 2.0
     n_multiples: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
     width: int = 512
@@ -112,7 +113,7 @@ class Config:
 
 
 def grid(config: Config) -> sweep.Grid:
-    multi = tuple(m for m in config.methods if m != "algorithm1")
+    multi = tuple(m for m in config.methods if m not in ("algorithm1", "one_step"))
     extra = dict(gd_reuse=(("steps", config.reuse_steps),), online_sgd=(("batch_size", config.online_batch),))
     if config.record_every is not None:
         extra = {m: extra.get(m, ()) + (("record_every", config.record_every),) for m in multi}
