@@ -40,6 +40,7 @@ def test_tiny_study_runs_end_to_end(registered, tmp_path):
     assert set(df["method"]) == set(config.methods) and (df["status"] == "ok").all()
     summary = study.summarise(df, config)
     assert summary["he3"]["threshold"] == pytest.approx(0.5)
+    assert (summary["he3"]["curves"]["count"] == config.seeds).all()  # seeds averaged, never split by outcomes
     text = study.report(summary, config)
     assert "he3" in text and "Ben Arous" in text
     files = study.plot(df, config, tmp_path / "figs")

@@ -32,7 +32,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from reprjax import link_targets, plot_dynamics, plotting, sweep
+from reprjax import link_targets, multistep_methods, plot_dynamics, plotting, sweep
 from reprjax.experiments import analysis, base
 
 NAME = "beyond-one-step"
@@ -52,6 +52,16 @@ THEORY: dict[tuple[str, str], str] = {
     ("online_sgd", "he3"): "2 (d^(k-1), Ben Arous et al. 2021)", ("online_sgd", "he4"): "3 (d^(k-1))",
     ("gd_reuse", "he3"): "about 1 (Dandi et al. 2024)", ("gd_reuse", "he4"): "about 1 (Dandi et al. 2024)",
 }
+
+
+#: Outcome columns of the multi-step methods' rows beyond Algorithm 1's: never grouping keys.
+OUTCOMES = tuple(f.name for f in dataclasses.fields(multistep_methods.TrainingMetricsWithTrajectory)
+                 if f.name not in analysis.METRICS)
+
+
+def outcomes_dropped(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` without :data:`OUTCOMES`, so that the analysis helpers do not take them for grid columns."""
+    return df.drop(columns=[c for c in OUTCOMES if c in df.columns])
 
 
 def spec(name: str) -> sweep.TargetSpec:
@@ -132,7 +142,7 @@ def _study_name(config: Config, label: str) -> str:
 def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
     """Per study target: its baseline and threshold, error curves, ``n*`` table and exponents per method."""
     out: dict[str, Any] = {}
-    for label, sub in df.groupby("target"):
+    for label, sub in outcomes_dropped(df).groupby("target"):
         name = _study_name(config, label)
         threshold = config.threshold_fraction * baseline_error(name)
         exps = [dict(analysis.bootstrap_exponent(sub, m, threshold, n_boot=config.bootstrap),
@@ -165,7 +175,7 @@ def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:
     summary = summarise(df, config)
     for label, sub in df.groupby("target"):
         name = _study_name(config, label)
-        out += plotting.error_vs_n(sub, Path(out_dir) / f"error_vs_n_{name}", threshold=summary[name]["threshold"],
+        out += plotting.error_vs_n(outcomes_dropped(sub), Path(out_dir) / f"error_vs_n_{name}", threshold=summary[name]["threshold"],
                                    title=name)
         if "energy_perp" in sub.columns:
             out += plot_dynamics.energy_vs_n(sub[sub["energy_perp"].notna()], Path(out_dir) / f"energy_{name}",
