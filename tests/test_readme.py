@@ -15,7 +15,10 @@ SMALLER = (
     (r"n=32 \* d \* d", "n=8 * d * d"),
     (r"\bn=4096\b", "n=512"),
     (r"width=1024", "width=64"),
+    (r"widths=\(1024,\)", "widths=(64,)"),
+    (r"centres=1024", "centres=256"),
     (r"dims=\(16, 32\)", "dims=(6,)"),
+    (r"\[d \* d, 4 \* d \* d\]", "[d * d]"),
     (r"\bseeds=3\b", "seeds=1"),
     (r"\(8192\b", "(512"),
 )
