@@ -45,10 +45,10 @@ def bench_entk_blocks(roofline: dict[str, Any], quick: bool, repeats: int) -> li
                 times = time_call(fn, params, x, repeats=max(1, min(repeats, 3)))
             flops, _ = bench_suite.entk_closed_flops(n, n, m, d, rb)
             shaped = matmul_roofline(shape=(rb, hb, n), repeats=3)
+            share = flops / statistics.median(times) / 1e9 / shaped["gflops"]
             rows.append(result(f"entk_blocks_h{hb}_r{rb}", times, flops, roofline, mem, n=n, d=d, m=m,
                                block_shaped_gflops=shaped["gflops"],
-                               notes=f"{flops / statistics.median(times) / 1e9 / shaped['gflops']:.0%} of a {rb}x{hb}x{n} "
-                                     f"matmul ({shaped['gflops']:.0f} GFLOP/s)"))
+                               notes=f"{share:.0%} of a {rb}x{hb}x{n} matmul ({shaped['gflops']:.0f} GFLOP/s)"))
     return rows
 
 

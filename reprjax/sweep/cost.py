@@ -34,9 +34,9 @@ def run_sizes(config: Any) -> tuple[int, int]:
 def method_cost(method: Method, config: Any, d: int) -> Cost:
     """The cost of one run of ``method`` with ``config`` at input dimension ``d``.
 
-    Kernel ridge (methods registered with ``kernel=True``; ``entk``, ``ntk_infinite``) holds and factorises ``n x n`` Gram matrices; ``multistep`` trains by
-    optax and factorises nothing; the network's ridge head factorises at most ``min(n, width)`` (primal
-    ``m x m`` when ``n > m``, dual ``n x n`` otherwise).  This is the one place that knows costs by method; it
+    Kernel ridge (methods registered with ``kernel=True``; ``entk``, ``ntk_infinite``) holds and factorises
+    ``n x n`` Gram matrices; ``multistep`` trains by optax and factorises nothing; the network's ridge head
+    factorises at most ``min(n, width)`` (primal ``m x m`` when ``n > m``, dual ``n x n`` otherwise).  This is the one place that knows costs by method; it
     will move to the method registry, where each method states its own.
 
     Args:
