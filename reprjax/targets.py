@@ -28,6 +28,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from reprjax import _validate
 from reprjax.hermite import MAX_DEGREE, multi_index_hermite
+from reprjax.multi_index import MAX_TERMS, all_multi_indices, count_multi_indices
 
 #: Tolerance on ``||U U^T - I||_max`` for the orthonormality check (float32 QR reaches ~1e-6).
 ORTHONORMAL_TOL = 1e-4
@@ -326,37 +327,6 @@ def staircase(key: PRNGKeyArray, d: int, length: int = 3) -> MultiIndexTarget:
     _validate.check_int("length", length, low=1, high=MAX_DEGREE)
     terms = {tuple([1] * k + [0] * (length - k)): 1.0 for k in range(1, length + 1)}
     return _build(key, d, length, terms)
-
-
-#: Most terms a generated target may hold: evaluating ``T`` terms on a batch of ``B`` points gathers a ``(B, T, r)``
-#: array (:func:`reprjax.hermite.multi_index_hermite`), about 2 GiB in float32 for ``B = 2048``, ``T = 2^14``,
-#: ``r = 16``.
-MAX_TERMS = 2**14
-
-
-def count_multi_indices(r: int, degree: int) -> int:
-    """Number of multi-indices of length ``r`` with ``|alpha| = degree``: ``C(degree + r - 1, r - 1)``."""
-    return math.comb(degree + r - 1, r - 1)
-
-
-def all_multi_indices(r: int, degree: int) -> list[tuple[int, ...]]:
-    """All multi-indices of length ``r`` with ``|alpha| = degree``, in decreasing lexicographic order.
-
-    Built directly (compositions of ``degree`` into ``r`` parts), in time proportional to the output, never by
-    filtering the ``(degree + 1)^r`` candidates.
-    """
-    _validate.check_int("r", r, low=1)
-    _validate.check_int("degree", degree, low=0)
-
-    def parts(length: int, total: int) -> Iterable[tuple[int, ...]]:
-        if length == 1:
-            yield (total,)
-            return
-        for first in range(total, -1, -1):
-            for rest in parts(length - 1, total - first):
-                yield (first, *rest)
-
-    return list(parts(r, degree))
 
 
 def random_polynomial(

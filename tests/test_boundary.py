@@ -179,3 +179,25 @@ def test_only_config_errors_exit_2_a_numerical_value_error_is_a_bug(monkeypatch,
     monkeypatch.setattr(base, "run_experiment", boom)
     with pytest.raises(ValueError, match="numerical failure"):
         cli.main(["run", "alignment", "--out", str(tmp_path / "o"), "--no-progress"])
+
+
+def test_stage_sizes_are_checked_where_they_are_computed_naming_split_fraction():
+    with pytest.raises(ValueError, match="split_fraction = 0.95"):
+        _validate.check_stage_sizes(10, 0.2, 0.95)
+    with pytest.raises(ValueError, match="split_fraction"):
+        _validate.check_stage_sizes(100, 0.2, 0.999)
+    with pytest.raises(ValueError, match="val_fraction"):
+        _validate.check_stage_sizes(2, 1.0, None)
+    assert _validate.stage_sizes(100, 0.2, 0.5) == (20, 40, 40)
+    _validate.check_stage_sizes(100, 0.2, 0.5)
+
+
+def test_sample_counts_are_integers_not_floats_that_round():
+    import jax
+    import numpy as np
+
+    for bad in (2.5, 2.0, True, np.float32(3.0)):
+        with pytest.raises(ValueError, match="n_active must be an integer"):
+            _validate.check_count("n_active", bad, low=2)
+    _validate.check_count("n_active", np.int32(3), low=2)
+    jax.jit(lambda n: _validate.check_count("n_active", n, low=2) or n)(3)  # traced: checked where concrete

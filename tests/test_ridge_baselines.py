@@ -141,3 +141,31 @@ def test_the_kernel_limit_is_visible():
     print("eNTK:", float(kernel.test_nmse), "Algorithm 1:", float(alg.test_nmse))
     assert float(kernel.test_nmse) > 0.45
     assert float(alg.test_nmse) < 0.3
+
+
+# ------------------------------------------------------------------------------------------------ issue 16
+def test_strength_zero_is_rejected_everywhere_with_a_message():
+    phi, y = _problem(0)
+    for call in (lambda: ridge.ridge_path(phi, y, (0.0,)), lambda: ridge.kernel_ridge_path(phi @ phi.T, y, (0.0, 1.0)),
+                 lambda: baselines.KernelConfig(lambdas=(0.0,)), lambda: algorithm.Algorithm1Config(lambdas=(0.0,))):
+        with pytest.raises(ValueError, match="strength 0"):
+            call()
+
+
+@pytest.mark.parametrize("precision", ["float32", "refined"])
+def test_a_failed_float32_cholesky_is_solved_again_by_the_eigenvalue_path(precision):
+    rng = np.random.default_rng(0)
+    phi = rng.standard_normal((64, 3)) @ rng.standard_normal((3, 32))  # rank 3: a float32 pivot fails
+    g = jnp.asarray(phi.T @ phi, jnp.float32)
+    b = jnp.asarray(phi.T @ rng.standard_normal(64), jnp.float32)
+    shifts = jnp.asarray([1e-9, 1e-3], jnp.float32) * jnp.trace(g) / 32
+    raw = jax.scipy.linalg.cho_factor(g + shifts[0] * jnp.eye(32), lower=True)[0]
+    assert not bool(jnp.all(jnp.isfinite(raw)))  # the case this test is about does occur
+    coef = np.asarray(ridge.solve_psd_path(g, b, shifts, solver="cholesky", precision=precision), np.float64)
+    assert np.all(np.isfinite(coef))
+    G = np.asarray(g, np.float64)
+    for a, s in zip(coef, np.asarray(shifts, np.float64)):
+        residual = np.linalg.norm((G + s * np.eye(32)) @ a - np.asarray(b, np.float64))
+        assert residual <= 1e-3 * np.linalg.norm(np.asarray(b))
+    eigh = np.asarray(ridge.solve_psd_path(g, b, shifts, solver="eigh", precision=precision), np.float64)
+    np.testing.assert_allclose(phi @ coef.T, phi @ eigh.T, rtol=1e-2, atol=1e-3)

@@ -211,3 +211,37 @@ def test_mismatched_coefficients_and_indices_raise():
 def test_kappa_below_one_raises():
     with pytest.raises(ValueError, match="kappa"):
         targets.random_polynomial(jax.random.key(0), D, 2, 4, kappa=0.5)
+
+
+# ------------------------------------------------------------------------------------------------ issue 16
+@given(r=st.integers(1, 5), degree=st.integers(0, 5))
+def test_multi_indices_are_the_filtered_product_built_directly(r, degree):
+    import itertools
+
+    brute = [a for a in itertools.product(range(degree + 1), repeat=r) if sum(a) == degree][::-1]
+    assert targets.all_multi_indices(r, degree) == brute
+    assert len(brute) == targets.count_multi_indices(r, degree)
+
+
+def test_multi_index_enumeration_takes_time_proportional_to_its_output():
+    import time
+
+    start = time.perf_counter()
+    out = targets.all_multi_indices(12, 6)  # 12,376 indices out of 7^12 ~ 1.4e10 candidates
+    assert len(out) == math.comb(17, 11) and time.perf_counter() - start < 2.0
+
+
+def test_random_polynomial_too_large_to_evaluate_fails_at_once_naming_the_limit():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="MAX_TERMS"):
+        targets.random_polynomial(jax.random.key(0), d=16, r=10, p=10)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_paper_target_flags_are_booleans_not_truthy_strings():
+    with pytest.raises(ValueError, match="cross_terms: expected a boolean"):
+        targets.paper_target(jax.random.key(0), D, cross_terms="false")
+    with pytest.raises(ValueError, match="cross_terms"):
+        targets.paper_target(jax.random.key(0), D, cross_terms=1)

@@ -1,0 +1,111 @@
+"""Statistics that say what they know: censored n*, exponents over resolved dims, intervals that cover at 3 seeds,
+grouping by every grid column, and reports and plots written when some configurations never succeeded."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reprjax import cli, sweep
+from reprjax.experiments import analysis, base, sample_complexity
+
+
+def synthetic_table(rng, exponent=2.0, dims=(8, 16, 32, 64), seeds=3, sigma=0.15, never=(), method="m",
+                    start=0.25, **extra):
+    """Errors ``min(1, 2 d^k / n)`` times seed-level and point-level log-normal noise on ``n = c d^k``; the
+    seed-mean curve crosses 0.25 at ``n* = 8 c' d^k`` (exact power law in ``d``).  Dims in ``never`` stay at 1."""
+    rows = []
+    for d in dims:
+        shift = sigma * rng.standard_normal(seeds)
+        for c in start * 2.0 ** np.arange(7):
+            n = int(round(c * d**exponent))
+            for s in range(seeds):
+                err = 1.0 if d in never else min(1.0, 2.0 * d**exponent / n)
+                err *= math.exp(shift[s] + sigma * rng.standard_normal())
+                rows.append(dict(method=method, target="t", d=d, n=n, width=16, seed=s, test_nmse=err, status="ok",
+                                 error=None, **extra))
+    return pd.DataFrame(rows)
+
+
+def test_intervals_cover_a_known_exponent_at_three_seeds():
+    """Coverage of the 95% interval on 120 synthetic tables (3 seeds, known exponent 2): at least 0.88."""
+    rng = np.random.default_rng(12345)
+    hits, widths = [], []
+    for i in range(120):
+        df = synthetic_table(rng)
+        out = analysis.bootstrap_exponent(df, "m", 0.25, n_boot=200, seed=i)
+        assert out["dims_resolved"] == 4 and out["seeds"] == 3
+        hits.append(out["low"] <= 2.0 <= out["high"])
+        widths.append(out["high"] - out["low"])
+    assert np.mean(hits) >= 0.88
+    assert np.median(widths) < 1.0  # an interval, not the whole line
+
+
+def test_exponent_is_fitted_over_resolved_dims_only_with_a_one_sided_bound():
+    df = synthetic_table(np.random.default_rng(0), never=(64,))
+    out = analysis.bootstrap_exponent(df, "m", 0.25, n_boot=100)
+    table = analysis.n_star_table(df, 0.25)
+    resolved = table[table["censored"] == ""]
+    assert list(resolved["d"]) == [8, 16, 32]
+    assert out["exponent"] == pytest.approx(analysis.fit_exponent(resolved["d"].values, resolved["n_star"].values))
+    assert out["dims_resolved"] == 3 and out["dims_total"] == 4 and "d=64: n* > " in out["unresolved_dims"]
+    # d = 64 right of the mean log d, censored above: the slope with n*(64) at n_max is a lower bound
+    assert out["bound_kind"] == "lower" and math.isfinite(out["bound"])
+    line = "\n".join(analysis.exponent_lines(pd.DataFrame([out])))
+    assert "3/4 dims resolved" in line and "d=64" in line and ">=" in line
+
+
+def test_a_curve_below_the_threshold_at_its_first_point_is_an_upper_bound_not_a_crossing():
+    df = synthetic_table(np.random.default_rng(1), start=64.0)  # every curve starts far below 0.25
+    table = analysis.n_star_table(df, 0.25)
+    assert (table["censored"] == "below").all() and table["n_star"].isna().all()
+    assert all(t.startswith("<= ") for t in table["n_star_text"])
+    out = analysis.bootstrap_exponent(df, "m", 0.25, n_boot=50)
+    assert math.isnan(out["exponent"]) and out["dims_resolved"] == 0  # never a slope of exactly 0
+
+
+def test_every_grid_column_groups_and_duplicates_are_not_averaged():
+    rng = np.random.default_rng(2)
+    df = pd.concat([synthetic_table(rng, dims=(8,)), synthetic_table(rng, dims=(8,)).assign(width=32)])
+    curves = analysis.error_curves(df, by=("method", "d", "n"))
+    assert "width" in curves.columns and (curves["count"] == 3).all()
+    assert len(curves) == 2 * df["n"].nunique()
+    wide = analysis.pivot(curves, index=["d", "n"], columns="method")
+    assert "width" in wide.index.names and len(wide) == len(curves)
+    doubled = pd.concat([df, df.iloc[:1].assign(test_nmse=99.0)])  # a repeated (configuration, seed) row
+    again = analysis.error_curves(doubled)
+    assert again["duplicates"].sum() == 1 and (again["count"] == 3).all() and again["mean"].max() < 99.0
+    table = analysis.exponent_table(pd.concat([synthetic_table(rng), synthetic_table(rng).assign(width=32)]),
+                                    0.25, n_boot=20)
+    assert sorted(table["width"]) == [16, 32]
+
+
+def _write_results_dir(out, rows, config):
+    out.mkdir()
+    extra = dict(experiment=sample_complexity.NAME, config=base.config_dict(config))
+    (out / sweep.MANIFEST_FILE).write_text(json.dumps(extra))
+    with open(out / sweep.RESULTS_FILE, "w") as fh:
+        for i, row in enumerate(rows):
+            fh.write(json.dumps(dict(row, group_id=f"g{i}", group_size=1, attempt="a")) + "\n")
+
+
+def test_report_and_plot_are_written_when_a_method_never_succeeded(tmp_path, capsys):
+    config = sample_complexity.Config(dims=(8, 16, 32, 64), methods=("algorithm1", "entk"), bootstrap=50)
+    df = synthetic_table(np.random.default_rng(3), method="algorithm1")
+    failed = df.assign(method="entk", status="failed", test_nmse=float("nan"), error="LinAlgError: boom")
+    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+            for r in pd.concat([df, failed]).to_dict("records")]
+    out = tmp_path / "out"
+    _write_results_dir(out, rows, config)
+    assert cli.main(["plot", str(out)]) == 0
+    report = (out / "report.txt").read_text()
+    assert "no successful run" in report and "method=entk" in report and "LinAlgError" in report
+    assert "algorithm1" in report and (out / "n_star_vs_d.png").exists()
+    # every run failed: the report is still written, the figures are skipped
+    out2 = tmp_path / "out2"
+    _write_results_dir(out2, [dict(r, status="failed", test_nmse=None) for r in rows], config)
+    assert cli.main(["plot", str(out2)]) == 0
+    assert "no successful run" in (out2 / "report.txt").read_text()
+    assert "figures: none" in capsys.readouterr().out

@@ -1,0 +1,91 @@
+"""Output directories: one sweep per directory, no row ever lost, --overwrite replaces only what reprjax wrote."""
+
+import json
+
+import pytest
+
+from reprjax import cli, outdir, sweep
+
+ALIGNMENT = "dims = [6]\nn_over_d2 = [1.0]\nwidth = 16\nseeds = 1\nn_test = 64\n"
+INFO = ("dims = [6]\nexponents = [2]\ninclude_paper = false\ninclude_giant_step = false\nn_over_d2 = [1.0]\n"
+        "preprocess = [true]\nwidth = 16\nseeds = 1\nn_test = 64\n")
+
+
+def _main(*args):
+    return cli.main([*map(str, args), *(["--no-progress"] if args[0] != "plot" else [])])
+
+
+@pytest.fixture
+def configs(tmp_path):
+    (tmp_path / "a.toml").write_text(ALIGNMENT)
+    (tmp_path / "i.toml").write_text(INFO)
+    return tmp_path / "a.toml", tmp_path / "i.toml"
+
+
+def test_commands_sharing_a_directory_never_lose_a_row(tmp_path, configs, capsys):
+    a, i = configs
+    out = tmp_path / "out"
+    assert _main("run", "alignment", "--config", a, "--out", out) == 0
+    rows = (out / sweep.RESULTS_FILE).read_bytes()
+    assert rows
+    attempts = [
+        ["run", "information-exponent", "--config", i, "--out", out],  # another experiment
+        ["run", "alignment", "--config", a, "--seeds", "2", "--out", out],  # the same one, another grid
+        ["demo", "--out", out],  # the demo no longer replaces a directory silently
+    ]
+    for args in attempts:
+        assert _main(*args) == 2
+        assert "different configuration" in capsys.readouterr().err
+        assert (out / sweep.RESULTS_FILE).read_bytes() == rows
+    with outdir.lock(out):  # a second command while one is writing is refused, not interleaved
+        assert _main("run", "alignment", "--config", a, "--out", out) == 2
+        assert "another reprjax command" in capsys.readouterr().err
+    assert _main("plot", out) == 0 and _main("run", "alignment", "--config", a, "--out", out) == 0
+    assert (out / sweep.RESULTS_FILE).read_bytes() == rows  # resumed: nothing re-run, nothing lost
+
+
+def test_overwrite_replaces_every_output_reprjax_wrote_and_nothing_else(tmp_path, configs, capsys):
+    a, i = configs
+    out = tmp_path / "out"
+    assert _main("run", "alignment", "--config", a, "--out", out) == 0
+    old = set(json.loads((out / outdir.OUTPUTS_FILE).read_text()))
+    assert "alignment_vs_n_over_d2.png" in old and "report.txt" in old
+    (out / "notes.txt").write_text("mine")
+    (out / "my_figure.png").write_text("mine too")
+    assert _main("run", "information-exponent", "--config", i, "--out", out, "--overwrite") == 0
+    new = set(json.loads((out / outdir.OUTPUTS_FILE).read_text()))
+    assert not (out / "alignment_vs_n_over_d2.png").exists() and not (out / "alignment_vs_n_over_d2.pdf").exists()
+    assert all((out / name).exists() for name in new)
+    assert (out / "notes.txt").read_text() == "mine" and (out / "my_figure.png").read_text() == "mine too"
+    df = sweep.load_results(out)
+    assert set(df["target"]) == {"single_index,k=2"} and len(df) == 1  # only the new sweep's rows
+    assert "one step" in (out / "report.txt").read_text()
+
+
+def test_results_without_a_manifest_or_with_a_corrupt_one_are_refused_unless_overwrite(tmp_path, configs, capsys):
+    a, _ = configs
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / sweep.RESULTS_FILE).write_text('{"some": "row"}\n')
+    assert _main("run", "alignment", "--config", a, "--out", out) == 2
+    assert "without a sweep.json" in capsys.readouterr().err
+    (out / sweep.MANIFEST_FILE).write_text("{torn")
+    assert _main("run", "alignment", "--config", a, "--out", out) == 2
+    assert str(out / sweep.MANIFEST_FILE) in capsys.readouterr().err
+    assert _main("run", "alignment", "--config", a, "--out", out, "--overwrite") == 0
+    assert len(sweep.load_results(out)) == 1
+
+
+def test_retry_failed_reruns_the_failed_groups_from_the_command_line(tmp_path, configs, capsys):
+    a, _ = configs
+    out = tmp_path / "out"
+    assert _main("run", "alignment", "--config", a, "--out", out) == 0
+    path = out / sweep.RESULTS_FILE
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(dict(r, status="failed", error="injected")) + "\n" for r in rows))
+    capsys.readouterr()
+    assert _main("run", "alignment", "--config", a, "--out", out) == 0
+    assert "0 groups run" in capsys.readouterr().out
+    assert _main("run", "alignment", "--config", a, "--out", out, "--retry-failed") == 0
+    assert "1 groups run" in capsys.readouterr().out
+    assert (sweep.load_results(out)["status"] == "ok").all()
