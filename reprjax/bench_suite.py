@@ -18,9 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from reprjax import algorithm, host_threads, kernels, network, ridge, targets
-from reprjax.benchmarking import PeakMemory, result, run_subprocess, time_call
+from reprjax import algorithm, bench_multistep, host_threads, kernels, network, ridge, targets
 from reprjax.bench_kernel_scale import bench_kernel_scale
+from reprjax.benchmarking import PeakMemory, result, run_subprocess, time_call
 from reprjax.chunking import chunked_sum
 
 Row = dict[str, Any]
@@ -278,6 +278,8 @@ BENCHMARKS = {
     "sweep": bench_sweep,
     "large": bench_large,
     "kernel_scale": bench_kernel_scale,
+    "online_sgd": bench_multistep.bench_online_sgd,
+    "fresh_gd": bench_multistep.bench_fresh_gd,
 }
 
 

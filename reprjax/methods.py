@@ -14,6 +14,8 @@ Registered methods:
 * ``nngp_infinite``: kernel ridge with the infinite-width ReLU NNGP kernel (the ``a`` part of the NTK: the kernel of
   infinitely many random features).
   Kernel methods solve exactly up to ``exact_n_max`` fitting samples and by Nystrom beyond (:mod:`reprjax.nystrom`).
+* ``one_step``, ``gd_reuse``, ``gd_fresh``, ``online_sgd``: first-layer training over T steps as one ``lax.scan``
+  (:mod:`reprjax.multistep_methods`, docs/beyond_one_step.md), with the Hermite spectrum and overlaps in the rows.
 * ``transfer``: learn ``W_1`` on the source head with ``source_n`` samples, refit the head on ``n`` samples of the
   target head (a :func:`reprjax.targets.transfer_pair`); the "target" passed in is the pair.
 """
@@ -27,7 +29,7 @@ from typing import Any
 import jax
 from jaxtyping import PRNGKeyArray
 
-from reprjax import algorithm, baselines, multistep
+from reprjax import algorithm, baselines, multistep, multistep_methods
 from reprjax.data import DataConfig
 from reprjax.network import NetworkConfig
 from reprjax.targets import MultiIndexTarget
@@ -131,6 +133,11 @@ METHODS: dict[str, Method] = {
     "ntk_infinite": Method("ntk_infinite", baselines.ntk_infinite_ridge, _kernel_config, kernel=True),
     "nngp_infinite": Method("nngp_infinite", baselines.ntk_infinite_ridge, _nngp_config, kernel=True),
     "transfer": Method("transfer", run_transfer, _transfer_config, needs_pair=True),
+    "one_step": Method("one_step", multistep_methods.run, multistep_methods.one_step_config, supports_mask=False),
+    "gd_reuse": Method("gd_reuse", multistep_methods.run, multistep_methods.gd_reuse_config, supports_mask=False),
+    "gd_fresh": Method("gd_fresh", multistep_methods.run, multistep_methods.gd_fresh_config, supports_mask=False),
+    "online_sgd": Method("online_sgd", multistep_methods.run, multistep_methods.online_sgd_config,
+                         supports_mask=False),
 }
 
 
