@@ -114,25 +114,96 @@ def run_transfer(key: PRNGKeyArray, pair: tuple[MultiIndexTarget, MultiIndexTarg
 
 
 @dataclasses.dataclass(frozen=True)
+class Cost:
+    """Rough resources of one run, which the executor uses to place a group.
+
+    Attributes:
+      working_set_bytes: bytes the run holds at once (samples, features, kernel blocks or Gram matrices).
+      largest_factorisation: order of the largest matrix the run factorises (0: none).
+    """
+
+    working_set_bytes: float
+    largest_factorisation: int
+
+
+def run_sizes(config: Any) -> tuple[int, int]:
+    """``(n, width)`` of a run's config (transfer: of its head's Algorithm 1 config; 0 where a config has none)."""
+    head = getattr(config, "head", None)
+    if dataclasses.is_dataclass(head) and hasattr(head, "n"):  # transfer wraps an Algorithm 1 config
+        config = head
+    return getattr(config, "n", 0), getattr(getattr(config, "network", None), "width", 0)
+
+
+def _base_bytes(config: Any, d: int) -> float:
+    n, width = run_sizes(config)
+    return 4.0 * n * (d + 3 * width) + 4.0 * 3 * width * width
+
+
+def network_cost(config: Any, d: int) -> Cost:
+    """A network with a ridge head: factorises at most ``min(n, width)`` (primal ``m x m`` when ``n > m``)."""
+    n, width = run_sizes(config)
+    return Cost(_base_bytes(config, d), min(n, width))
+
+
+def optax_cost(config: Any, d: int) -> Cost:
+    """Both layers trained by optax: no factorisation."""
+    return Cost(_base_bytes(config, d), 0)
+
+
+def kernel_cost(config: baselines.KernelConfig, d: int) -> Cost:
+    """Kernel ridge: ``n x n`` Gram matrices when exact; ``block x M`` blocks and ``M x M`` float64 matrices when
+    Nystrom (:mod:`reprjax.nystrom`)."""
+    if config.uses_nystrom:
+        m = config.centres
+        return Cost(4.0 * config.n * d + 8.0 * (config.block * m + 4 * m * m), m)
+    return Cost(_base_bytes(config, d) + 4.0 * 3 * config.n * config.n, config.n)
+
+
+def mask_config(config: Any, n_max: int, n_active: Any) -> Any:
+    """The config run on the first ``n_active`` of ``n_max`` samples (0/1 masks: the ``n_active`` leaf)."""
+    return config.replace(n=n_max, n_active=n_active)
+
+
+def _mask_transfer(config: "TransferConfig", n_max: int, n_active: Any) -> "TransferConfig":
+    return dataclasses.replace(config, head=mask_config(config.head, n_max, n_active))
+
+
+@dataclasses.dataclass(frozen=True)
 class Method:
-    """A method a sweep can run: ``run(key, target, config) -> Metrics`` and ``make_config(d, n, width, hyper)``."""
+    """A method a sweep can run, stating everything the sweep and the studies need to know of it.
+
+    Attributes:
+      name: registry key.
+      run: ``(key, target, config) -> metrics``.
+      make_config: ``(d, n, width, hyper) -> config`` (hyper-parameters that are config fields).
+      needs_pair: the target is a ``(source, target)`` pair (:func:`reprjax.targets.transfer_pair`).
+      supports_mask: the config has an ``n_active`` leaf, so several ``n`` share one program.
+      kernel: kernel ridge (exact up to ``exact_n_max`` fitting samples, Nystrom beyond); studies compare families.
+      cost: ``(config, d) -> Cost`` of one run.
+      mask: ``(config, n_max, n_active) -> config`` run on a prefix of the samples.
+    """
 
     name: str
-    run: Callable[..., algorithm.Metrics]
+    run: Callable[..., Any]
     make_config: Callable[[int, int, int, Hyper], Any]
-    needs_pair: bool = False  # the target is a (source, target) pair
-    supports_mask: bool = True  # config has an n_active leaf
-    kernel: bool = False  # kernel ridge (a KernelConfig: exact up to exact_n_max samples, Nystrom beyond)
+    needs_pair: bool = False
+    supports_mask: bool = True
+    kernel: bool = False
+    cost: Callable[[Any, int], Cost] = network_cost
+    mask: Callable[[Any, int, Any], Any] = mask_config
 
 
 METHODS: dict[str, Method] = {
     "algorithm1": Method("algorithm1", algorithm.run, _algorithm1_config),
     "random_features": Method("random_features", algorithm.random_features, _algorithm1_config),
-    "multistep": Method("multistep", multistep.run_multistep, _multistep_config, supports_mask=False),
-    "entk": Method("entk", baselines.ntk_empirical, _kernel_config, kernel=True),
-    "ntk_infinite": Method("ntk_infinite", baselines.ntk_infinite_ridge, _kernel_config, kernel=True),
-    "nngp_infinite": Method("nngp_infinite", baselines.ntk_infinite_ridge, _nngp_config, kernel=True),
-    "transfer": Method("transfer", run_transfer, _transfer_config, needs_pair=True),
+    "multistep": Method("multistep", multistep.run_multistep, _multistep_config, supports_mask=False,
+                        cost=optax_cost),
+    "entk": Method("entk", baselines.ntk_empirical, _kernel_config, kernel=True, cost=kernel_cost),
+    "ntk_infinite": Method("ntk_infinite", baselines.ntk_infinite_ridge, _kernel_config, kernel=True,
+                           cost=kernel_cost),
+    "nngp_infinite": Method("nngp_infinite", baselines.ntk_infinite_ridge, _nngp_config, kernel=True,
+                            cost=kernel_cost),
+    "transfer": Method("transfer", run_transfer, _transfer_config, needs_pair=True, mask=_mask_transfer),
     "one_step": Method("one_step", multistep_methods.run, multistep_methods.one_step_config, supports_mask=False),
     "gd_reuse": Method("gd_reuse", multistep_methods.run, multistep_methods.gd_reuse_config, supports_mask=False),
     "gd_fresh": Method("gd_fresh", multistep_methods.run, multistep_methods.gd_fresh_config, supports_mask=False),
@@ -150,11 +221,4 @@ def get_method(name: str) -> Method:
     if name not in METHODS:
         raise ValueError(f"method must be one of {tuple(METHODS)}, got {name!r}")
     return METHODS[name]
-
-
-def with_n_active(config: Any, n_max: int, n_active: int) -> Any:
-    """The config run on the first ``n_active`` of ``n_max`` samples (masks), for methods that support it."""
-    if isinstance(config, TransferConfig):
-        return dataclasses.replace(config, head=config.head.replace(n=n_max, n_active=n_active))
-    return config.replace(n=n_max, n_active=n_active)
 

@@ -25,7 +25,7 @@ import jax
 
 from reprjax import targets as targets_mod
 from reprjax._validate import check_int
-from reprjax.methods import Method, get_method, with_n_active
+from reprjax.methods import Method, get_method
 
 #: The target families a grid can name (the runs draw them from their seed key at dimension ``d``).
 TARGETS: dict[str, Callable[..., Any]] = {
@@ -269,7 +269,7 @@ def make_groups(grid: Grid, mask_samples: bool = False) -> list[Group]:
     for run in grid.runs():
         method = get_method(run["method"])
         config = config_of(method, run)
-        probe = with_n_active(config, 10**9, 2) if mask_samples and method.supports_mask else config
+        probe = method.mask(config, 10**9, 2) if mask_samples and method.supports_mask else config
         key = (run["method"], run["target"], run["d"], jax.tree.structure(probe))
         buckets.setdefault(key, []).append((run, config))
     groups = []
@@ -279,6 +279,6 @@ def make_groups(grid: Grid, mask_samples: bool = False) -> list[Group]:
         configs = [c for _, c in members]
         if mask_samples and method.supports_mask:
             n_max = max(r["n"] for r in runs)
-            configs = [with_n_active(config_of(method, {**r, "n": n_max}), n_max, r["n"]) for r in runs]
+            configs = [method.mask(config_of(method, {**r, "n": n_max}), n_max, r["n"]) for r in runs]
         groups.append(Group(method, key[2], grid.target_spec(key[1]), runs, configs, stable_id(runs)))
     return groups
