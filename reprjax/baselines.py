@@ -1,6 +1,6 @@
 """Kernel-regime baselines with the call shape of Algorithm 1: ``(key, target, config) -> Metrics``.
 
-PAPER.md, "Results": every rotation-invariant kernel, the NTK of the same network included, needs ``n ~ d^p``
+docs/setting.md, "What the paper proves": every rotation-invariant kernel, the NTK of the same network included, needs ``n ~ d^p``
 samples for a degree-p target.  These baselines fit kernel ridge regression on the very samples Algorithm 1 sees
 (the same streams of ``key``: same data, same validation split, same network initialisation, same test samples):
 

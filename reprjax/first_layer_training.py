@@ -1,6 +1,6 @@
 """First-layer training over ``T`` steps as one ``lax.scan``, then the second layer by ridge as in Algorithm 1.
 
-Beyond the paper's single step (PAPER.md, "Algorithm 1"), three protocols of the literature, all on the square loss
+Beyond the paper's single step (docs/setting.md, "Algorithm 1"), three protocols of the literature, all on the square loss
 ``L = (1/b) sum_i (f(x_i) - y_i)^2`` of Algorithm 1's pre-processed labels, with the output weights ``a`` frozen at
 their symmetric initialisation while the first layer trains:
 

@@ -2,7 +2,7 @@
 
 The normalised Hermite polynomials ``h_k = He_k / sqrt(k!)`` are orthonormal under the standard Gaussian,
 ``E_{z ~ N(0, 1)}[h_j(z) h_k(z)] = delta_jk``; products over coordinates, ``h_alpha(z) = prod_i h_{alpha_i}(z_i)``,
-form an orthonormal basis of polynomials on ``R^r`` under ``N(0, I_r)`` (PAPER.md, "Hermite features").
+form an orthonormal basis of polynomials on ``R^r`` under ``N(0, I_r)`` (docs/setting.md, "Inputs, targets and labels").
 
 All values come from the stable three-term recurrence on the normalised polynomials,
 

@@ -69,8 +69,8 @@ def relu_nngp(
     """Arc-cosine kernel of order 1: ``E[relu(w.x1 + b) relu(w.x2 + b)]``, ``w ~ N(0, I_d/d)``, ``b ~ N(0, bias_var)``.
 
     ``sqrt(s11 s22) (sin theta + (pi - theta) cos theta) / (2 pi)`` with ``s_ij = x_i.x_j / d + bias_var`` and
-    ``cos theta = s12 / sqrt(s11 s22)`` (Cho & Saul 2009).  The random-features / a-part kernel of PAPER.md,
-    "Results".  ``rho`` is clipped into ``[-1, 1]`` and ``theta = 0, pi`` are handled without NaN values or grads.
+    ``cos theta = s12 / sqrt(s11 s22)`` (Cho & Saul 2009).  The random-features / a-part kernel of docs/setting.md,
+    "What the paper proves".  ``rho`` is clipped into ``[-1, 1]`` and ``theta = 0, pi`` are handled without NaN values or grads.
     Precision: float32 rounding of ``rho`` limits ``theta`` near 0 and pi to about ``sqrt(2 eps) ~ 5e-4`` for
     distinct (anti)parallel inputs (a copy of ``x1`` passed as ``x2``); the diagonal of a symmetric call is exact.
 
@@ -90,7 +90,7 @@ def relu_step_kernel(
     x1: Float[Array, "n1 d"], x2: Float[Array, "n2 d"] | None = None, bias_var: float = 0.0
 ) -> Float[Array, "n1 n2"]:
     """Arc-cosine kernel of order 0: ``E[1{u >= 0} 1{v >= 0}] = (pi - theta) / (2 pi)`` for the pre-activations
-    ``u = w.x1 + b``, ``v = w.x2 + b`` of :func:`relu_nngp` (PAPER.md, "Results").  A zero pre-activation counts
+    ``u = w.x1 + b``, ``v = w.x2 + b`` of :func:`relu_nngp` (docs/setting.md, "What the paper proves").  A zero pre-activation counts
     as firing (``1{0 >= 0} = 1``, as in ``activation_derivative("relu")``).  Same precision note as
     :func:`relu_nngp` (here an error of up to ~1e-4 near ``theta = 0, pi`` off the symmetric diagonal).
 
@@ -117,7 +117,7 @@ def ntk_infinite(
 
     ``a_scale^2 (x1.x2) step [W part] + nngp [a part] + a_scale^2 step [b part]`` for
     :func:`reprjax.network.init_symmetric` networks (``a = +-a_scale``, ``w ~ N(0, I_d/d)`` or, with ``b = 0``,
-    the unit sphere, ``b ~ N(0, bias_var)``); PAPER.md, "Results" (the kernel lower bound).
+    the unit sphere, ``b ~ N(0, bias_var)``); docs/setting.md, "What the paper proves" (the kernel lower bound).
 
     Args:
       x1: ``(n1, d)`` inputs.

@@ -1,6 +1,6 @@
 """Neural tangent kernels of the two-layer network: empirical (closed form and generic) and infinite width.
 
-PAPER.md, "Results": kernel methods, the NTK of this very network included, need ``n ~ d^p`` samples for a degree-p
+docs/setting.md, "What the paper proves": kernel methods, the NTK of this very network included, need ``n ~ d^p`` samples for a degree-p
 target.  This module builds those kernels.
 
 * :func:`entk_two_layer`: the empirical NTK of ``f(x) = sum_j a_j act(<w_j, x> + b_j)`` in closed form.  With
@@ -166,7 +166,7 @@ def entk_two_layer(
 ) -> Float[Array, "n1 n2"]:
     """Empirical NTK ``sum_theta df(x1)/dtheta df(x2)/dtheta`` of the two-layer network, in closed form.
 
-    PAPER.md, "Results" (the NTK baseline); the module docstring gives the formula.  Hidden units are folded in
+    docs/setting.md, "What the paper proves" (the NTK baseline); the module docstring gives the formula.  Hidden units are folded in
     blocks of ``block_size`` by ``lax.scan`` (two matmuls per block), memory ``O(n1 n2 + (n1 + n2) block_size)``.
     When ``x2`` is ``None`` or ``x1`` itself, only the upper block triangle (strips of ``row_block_size`` rows)
     is computed and mirrored.  ReLU uses ``act'(z) = 1{z >= 0}`` (:func:`reprjax.network.activation_derivative`).
@@ -275,7 +275,7 @@ def entk(
 ) -> Float[Array, "n1 n2"]:
     """Generic empirical NTK ``sum_leaves J(x1) J(x2)^T`` of any ``apply_fn(params, x) -> (n,)``.
 
-    PAPER.md, "Results" (the NTK baseline), for networks without a closed form and to check
+    docs/setting.md, "What the paper proves" (the NTK baseline), for networks without a closed form and to check
     :func:`entk_two_layer`.  Per-sample gradients (``vmap`` of ``grad``: measured far faster than ``jacrev`` of the
     batch in benchmarks/bench_kernels_entk.py; NTK-vector products cost more FLOPs for MLPs) of ``block_size`` rows
     at a time are contracted leaf by leaf over column chunks, so memory is ``O(n1 n2 + block_size * P)`` for ``P``
@@ -307,7 +307,7 @@ def gram(
     block_size: int = 1024,
 ) -> Float[Array, "n1 n2"]:
     """``kernel_fn(x1, x2)`` evaluated in blocks of ``block_size`` rows of ``x1`` (``lax.map``), bounding the
-    temporaries of elementwise kernels to ``O(block_size * n2)`` (the blocked Gram builders of DESIGN.md).
+    temporaries of elementwise kernels to ``O(block_size * n2)`` (the blocked Gram builders, docs/architecture.md).
 
     Args:
       kernel_fn: ``(xa (B, ...), xb (n2, ...)) -> (B, n2)``, e.g. ``functools.partial(ntk_infinite, a_scale=1.0)``.

@@ -6,7 +6,7 @@ polynomials: the catalogue holds ``tanh``, ``relu`` and ``erf`` single-index lin
 product of normalised Hermite terms.
 
 Hermite coefficients ``c_alpha = E[g(z) h_alpha(z)]``, ``E[g^2]``, ``H = E[hess g]`` (from the degree-2
-coefficients, PAPER.md "Setting") and the information exponent come from a tensor Gauss-Hermite rule
+coefficients, docs/setting.md "Inputs, targets and labels") and the information exponent come from a tensor Gauss-Hermite rule
 (:func:`reprjax.hermite.gauss_hermite_rule`) evaluated in float64.  The order is chosen by doubling (25, 50, 100
 points per coordinate) until two successive orders agree to ``tol``; the last change is reported as the error
 estimate.  Smooth links converge geometrically; links with a kink or a jump at 0 (``relu``, ``sign3``) converge like
@@ -224,7 +224,7 @@ def link_target(key: PRNGKeyArray, d: int, link: str = "tanh", degrees: tuple[in
       d: input dimension.
       link: catalogue name.
       degrees: the ``k_i`` of ``hermite_product`` (its ``r`` is their number).
-      normalise: rescale to ``E[f*^2] = 1`` (PAPER.md normalisation).
+      normalise: rescale to ``E[f*^2] = 1`` (docs/setting.md, "Inputs, targets and labels").
     """
     if link == "hermite_product":
         if not degrees:

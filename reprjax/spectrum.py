@@ -2,7 +2,7 @@
 
 For ``x ~ N(0, I_d)`` write ``z = U x`` (``U`` with orthonormal rows).  Any square-integrable ``f`` splits as
 ``f = E[f | z] + f_perp`` and ``E[f | z] = sum_alpha c_alpha h_alpha(z)`` with ``c_alpha = E[f(x) h_alpha(U x)]``
-(PAPER.md, "Hermite features").  The spectrum reports, up to a degree ``K``:
+(docs/setting.md, "Inputs, targets and labels").  The spectrum reports, up to a degree ``K``:
 
 * ``energy[k] = sum_{|alpha| = k} c_alpha^2`` for ``k = 0..K``;
 * ``in_span = E[E[f | z]^2]``, ``higher = in_span - sum_k energy[k]`` (degrees above ``K``);

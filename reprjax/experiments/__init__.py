@@ -1,4 +1,4 @@
-"""Experiments: config -> sweep -> table -> report and plots (DESIGN.md: experiments compose numerics).
+"""Experiments: config -> sweep -> table -> report and plots (docs/architecture.md: studies compose the layers below).
 
 Each module exposes ``NAME``, a frozen validated ``Config`` (read from TOML by :func:`base.config_from_dict`),
 ``grid(config)``, ``summarise(df, config)``, ``report(summary, config)`` and ``plot(df, config, out_dir)``.

@@ -4,7 +4,7 @@ intervals, the Hermite energy learned per degree, and the overlap trajectories.
 
 Theory to compare with (the report prints it next to the measured exponents):
 
-* one step at ``n ~ d^2`` finds ``span(U)`` only through ``H`` (PAPER.md): it fails on ``h_3``, ``h_4`` and
+* one step at ``n ~ d^2`` finds ``span(U)`` only through ``H`` (docs/setting.md): it fails on ``h_3``, ``h_4`` and
   ``sign(z1 z2 z3)`` (no degree-2 part), error near the baseline below;
 * online SGD needs ``n ~ d^(k-1)`` samples for information exponent ``k >= 3`` (Ben Arous, Gheissari & Jagannath
   2021), i.e. exponent 2 for ``h_3`` and 3 for ``h_4``;
