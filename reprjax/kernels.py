@@ -35,9 +35,9 @@ from reprjax._kernel_inputs import PARTS, _check_inputs, _check_parts
 from reprjax.infinite_kernels import ntk_infinite, relu_nngp, relu_step_kernel
 from reprjax.network import TwoLayerParams, activation, activation_derivative
 
-#: Default number of hidden units per block of :func:`entk_two_layer` (measured, benchmarks/bench_kernels_entk.py).
+#: Default number of hidden units per block of :func:`entk_two_layer` (docs/measurements.md, "Empirical NTK blocks").
 HIDDEN_BLOCK = 1024
-#: Default rows per strip of the symmetric :func:`entk_two_layer` (measured likewise).
+#: Default rows per strip of the symmetric :func:`entk_two_layer` (same measurement).
 ROW_BLOCK = 512
 #: Default rows per Jacobian block of the generic :func:`entk`.
 JACOBIAN_BLOCK = 256
@@ -135,12 +135,9 @@ def _entk_two_layer_symmetric(params, x, act, parts, block, rows, precision):
 
     acc = _scan_hidden(params, block, step, init)
     # Assemble in place: each upper strip is written into one (n, n) buffer, then each strip's part left of the
-    # diagonal is copied from the transpose of the column slab above it.  Measured at n = 16,384, m = 1024, d = 64
-    # on 2 cores: 5.5-6.2 s and 3.5 s to compile, against 7.4-8.0 s and 8.4 s when the rows were assembled by
-    # concatenating strips and transposed pieces (3.7 s for the strips alone; copying 512 x 512 tiles instead of
-    # slabs ran in 5.0-5.8 s but took 13 s to compile).  The barrier keeps XLA from recomputing transposed pieces by
-    # other (differently rounded) dots, and the diagonal block is mirrored from its upper triangle: the result is
-    # exactly symmetric.
+    # diagonal is copied from the transpose of the column slab above it (fastest measured, docs/measurements.md,
+    # "Empirical NTK blocks").  The barrier keeps XLA from recomputing transposed pieces by other (differently
+    # rounded) dots, and the diagonal block is mirrored from its upper triangle: the result is exactly symmetric.
     out = jnp.zeros((n, n), jnp.float32)
     for (s, e), (g, p) in zip(strips, acc):
         xx = _abt(x[s:e], x[s:], precision) if "W" in parts else None
@@ -277,7 +274,7 @@ def entk(
 
     docs/setting.md, "What the paper proves" (the NTK baseline), for networks without a closed form and to check
     :func:`entk_two_layer`.  Per-sample gradients (``vmap`` of ``grad``: measured far faster than ``jacrev`` of the
-    batch in benchmarks/bench_kernels_entk.py; NTK-vector products cost more FLOPs for MLPs) of ``block_size`` rows
+    batch, docs/measurements.md "Empirical NTK blocks"; NTK-vector products cost more FLOPs for MLPs) of ``block_size`` rows
     at a time are contracted leaf by leaf over column chunks, so memory is ``O(n1 n2 + block_size * P)`` for ``P``
     parameters.  ``apply_fn`` must treat rows
     independently; it is a static argument of ``jit`` (pass the same function object to avoid recompiling).
