@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -56,13 +57,14 @@ def _decorate(ax: plt.Axes, xlabel: str, ylabel: str, title: str, legend_size: i
         ax.set_title(title)
 
 
-def _band(ax: plt.Axes, sub: pd.DataFrame, x: str, color: Any, label: str, floor: float | None = None) -> None:
+def _band(ax: plt.Axes, sub: pd.DataFrame, x: str, color: Any, label: str, log_axis: bool = False) -> None:
     """Mean line and a mean +- std band of an ``error_curves`` table."""
     sub = sub.sort_values(x)
     std = sub["std"].fillna(0.0)
     low = sub["mean"] - std
     ax.plot(sub[x], sub["mean"], "o-", color=color, label=label, ms=3)
-    ax.fill_between(sub[x], low if floor is None else low.clip(lower=floor), sub["mean"] + std, color=color,
+    # on a log axis a band below zero (or far below the mean) says nothing: keep it within a decade of the mean
+    ax.fill_between(sub[x], low.clip(lower=sub["mean"] / 10) if log_axis else low, sub["mean"] + std, color=color,
                     alpha=0.2, lw=0)
 
 
@@ -74,21 +76,27 @@ def error_vs_n(df: pd.DataFrame, path: str | Path, metric: str = "test_nmse", th
     curves = error_curves(df, metric, by=("method", "d", x))
     methods = list(dict.fromkeys(curves["method"]))
     colors = _colors(curves["d"].unique())
-    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.4), squeeze=False, sharey=True)
-    for ax, method in zip(axes[0], methods):
+    ncols = min(3, len(methods))  # wrap rows: six panels in one row were unreadable
+    nrows = math.ceil(len(methods) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False, layout="constrained")
+    for ax in axes.flat[len(methods):]:
+        ax.set_visible(False)
+    for ax, method in zip(axes.flat, methods):
         for d, sub in curves[curves["method"] == method].groupby("d"):
-            _band(ax, sub, x, colors[d], f"d = {d}", floor=1e-4)
+            _band(ax, sub, x, colors[d], f"d = {d}", log_axis=True)
         if threshold is not None:
             ax.axhline(threshold, color="k", ls=":", lw=1, label=f"threshold {threshold:g}")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a narrow log range overlap
         ax.set_title(labels.get(method, method))
         ax.set_xlabel(xlabel or x)
         ax.grid(alpha=0.3, which="both")
-    axes[0][0].set_ylabel({"test_nmse": "normalised test MSE", "test_mae": "test absolute error"}.get(metric, metric))
-    axes[0][-1].legend(fontsize=8)
+    for row in axes:
+        row[0].set_ylabel({"test_nmse": "normalised test MSE", "test_mae": "test absolute error"}.get(metric, metric))
+    axes.flat[len(methods) - 1].legend(fontsize=8)
     if title:
-        fig.suptitle(title, y=1.03)
+        fig.suptitle(title)
     return _save(fig, path)
 
 
