@@ -1,4 +1,4 @@
-"""Algorithm 1 of Damian, Lee & Soltanolkotabi (2022) end to end, as pure functions (PAPER.md, "Algorithm 1").
+"""Algorithm 1 of Damian, Lee & Soltanolkotabi (2022) end to end, as pure functions (docs/setting.md, "Algorithm 1").
 
 0. Label pre-processing: ``alpha = mean(y)``, ``beta = mean(y x)`` on the stage-1 samples, ``y <- y - alpha - <beta, x>``;
    the final predictor adds ``alpha + <beta, x>`` back.
@@ -12,6 +12,9 @@ Step size: ``eta_1 = eta_scale * sqrt(d) / a_scale``.  For ReLU the population s
 ``w_j^(1) ~ 2 eta_1 a_j H w_j / sqrt(2 pi)``; with ``w_j ~ N(0, I/d)`` and the paper target (``H = I_r/sqrt(r)`` on
 ``span(U)``) its norm is about ``0.8 eta_scale``, i.e. order one, comparable to the unit-variance biases.
 The default ``eta_scale = 1`` was chosen by the sweep in ``benchmarks/eta_scale_sweep.py`` (see ``DEFAULT_ETA_SCALE``).
+
+Training samples are streamed (:mod:`reprjax.streaming`): :func:`train_one_step` draws each chunk of samples from
+the run's data key when a pass needs it, so a run holds ``O(chunk * (d + m) + m^2)`` memory whatever ``n``.
 
 Everything is jit- and vmap-friendly: ``jax.vmap(train_one_step, in_axes=(0, None, None))(keys, target, config)``
 trains one network per key; numeric config fields (``eta_scale``, ``weight_decay``, ``bias_scale``, noise, spike,
@@ -27,13 +30,19 @@ import jax.numpy as jnp
 from flax import struct
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from reprjax import _validate, ridge
+from reprjax import _validate, ridge, streaming
 from reprjax.chunking import chunked_sum
-from reprjax.data import DataConfig, Dataset, SampleRoles, sample_dataset, sample_roles, split_run_key
+from reprjax.data import DataConfig, Dataset, SampleRoles, sample_roles, split_run_key
 from reprjax.metrics import HeldOutErrors, alignment, held_out_errors
-from reprjax.network import NetworkConfig, TwoLayerParams, forward, init_symmetric
-from reprjax.second_layer import HEADS, HeadFit, fit_second_layer
+from reprjax.network import NetworkConfig, TwoLayerParams, forward, init_independent, init_symmetric
+from reprjax.second_layer import HEADS, HeadFit, fit_second_layer_stream
 from reprjax.targets import MultiIndexTarget
+
+#: Where the training samples live: drawn chunk by chunk in every pass, or drawn once and held (see the config).
+SAMPLES = ("stream", "store")
+
+#: First layers of the random-features baseline: m independent directions, or the symmetric initialisation's m/2 pairs.
+RANDOM_FEATURES_INITS = ("independent", "paired")
 
 #: eta_1 = DEFAULT_ETA_SCALE * sqrt(d) / a_scale.  Chosen by benchmarks/eta_scale_sweep.py (paper target, m = 1024,
 #: d in {16, 32}, n in {8 d^2, 32 d^2}, 4 seeds): mean normalised test MSE 0.204, 0.141, 0.136, 0.217, 0.357 for
@@ -47,8 +56,8 @@ class Algorithm1Config:
 
     Static (shape or choice) fields: ``n``, ``network``, ``preprocess``, ``train_first_layer``, ``normalize_rows``,
     ``lambdas``, ``head``, ``gd_steps``, ``split_fraction``, ``val_fraction``, ``n_test``, ``test_chunk``, ``chunk``,
-    ``solver``, ``form``, ``precision``.  Leaves (vmappable): ``data`` (noise, spike), ``eta_scale``,
-    ``weight_decay``, ``bias_scale``, ``n_active``.
+    ``solver``, ``form``, ``precision``, ``random_features_init``, ``samples``.  Leaves (vmappable): ``data``
+    (noise, spike), ``eta_scale``, ``weight_decay``, ``bias_scale``, ``n_active``.
 
     Attributes:
       n: total samples, validation included (>= 2).
@@ -59,6 +68,9 @@ class Algorithm1Config:
       bias_scale: standard deviation ``s`` of the re-drawn biases (>= 0).
       preprocess: subtract ``alpha + <beta, x>`` from the labels (step 0).
       train_first_layer: ``False`` skips the step (random features: ``W`` frozen at initialisation).
+      random_features_init: the frozen first layer when ``train_first_layer=False``: ``independent`` (``m``
+        independent directions, the default) or ``paired`` (the symmetric initialisation: ``m/2`` directions, each
+        twice).
       normalize_rows: rescale each row of ``W_1`` to unit norm after the step.
       lambdas: relative ridge strengths of the second layer (multiples of ``tr(K)/n``).
       head: ``ridge`` (closed form) or ``gd`` (optax gradient descent with weight decay).
@@ -67,7 +79,11 @@ class Algorithm1Config:
         share of the training samples used by stage 1, the rest by stage 2 (sample splitting).
       val_fraction: share of the ``n`` samples held out to choose the ridge strength (never trained on).
       n_test: fresh test samples for the metrics; test_chunk: their chunk size.
-      chunk: samples per chunk in the first step and the Gram matrix (bounds memory for large ``n``).
+      chunk: samples per chunk in every pass over the training samples (memory ``O(chunk * (d + m) + m^2)``).
+      samples: ``stream`` (the default) draws each chunk from the run's key when a pass needs it: memory
+        ``O(chunk * (d + m) + m^2)`` whatever ``n``, at the price of drawing the inputs once per pass (label moments,
+        first step, Gram matrix, and the validation rows: about ``3.2 n d`` normal draws); ``store`` draws the
+        ``n x d`` inputs once and holds them (``4 n d`` more bytes, one draw).  Both see the same samples.
       solver, form, precision: ridge solver choices (see :mod:`reprjax.ridge`).
       n_active: if set (possibly traced), only the first ``n_active <= n`` samples are used (0/1 masks), so that
         several sample counts share one compiled program.
@@ -81,6 +97,8 @@ class Algorithm1Config:
     bias_scale: float = 1.0
     preprocess: bool = struct.field(pytree_node=False, default=True)
     train_first_layer: bool = struct.field(pytree_node=False, default=True)
+    random_features_init: str = struct.field(pytree_node=False, default="independent")
+    samples: str = struct.field(pytree_node=False, default="stream")
     normalize_rows: bool = struct.field(pytree_node=False, default=False)
     lambdas: tuple[float, ...] = struct.field(pytree_node=False, default=ridge.DEFAULT_LAMBDAS)
     head: str = struct.field(pytree_node=False, default="ridge")
@@ -107,6 +125,8 @@ class Algorithm1Config:
         _validate.check_number("bias_scale", self.bias_scale, low=0.0)
         ridge.check_lambdas(self.lambdas)
         _validate.check_choice("head", self.head, HEADS)
+        _validate.check_choice("random_features_init", self.random_features_init, RANDOM_FEATURES_INITS)
+        _validate.check_choice("samples", self.samples, SAMPLES)
         _validate.check_int("gd_steps", self.gd_steps, low=1)
         _validate.check_number("val_fraction", self.val_fraction, low=0.0, high=1.0, low_open=True)
         n_val = max(1, round(self.val_fraction * n))
@@ -193,14 +213,8 @@ def square_loss_gradient(
 ) -> Float[Array, "m d"]:
     """``grad_W L`` for ``L = (1/n) sum_i w_i (f(x_i) - y_i)^2`` by ``jax.grad``, accumulated over sample chunks."""
     w = _weights(weight, x.shape[0])
-
-    def chunk_grad(xc, yc, wc):
-        def loss_sum(W):
-            return jnp.sum(wc * (forward(params.replace(W=W), xc, act) - yc) ** 2)
-
-        return jax.grad(loss_sum)(params.W)
-
-    return chunked_sum(chunk_grad, (x, y, w), chunk) / jnp.sum(w)
+    grad = chunked_sum(lambda xc, yc, wc: streaming.chunk_gradient(params, xc, yc, wc, act), (x, y, w), chunk)
+    return grad / jnp.sum(w)
 
 
 def first_layer_step(
@@ -225,34 +239,47 @@ def redraw_biases(key: PRNGKeyArray, m: int, scale: Float[Array, ""] | float = 1
 
 
 # ------------------------------------------------------------------------------------------------------ training
-def _draw_training_data(key: PRNGKeyArray, target: MultiIndexTarget, config: Algorithm1Config) -> Dataset:
+def _source(key: PRNGKeyArray, target: MultiIndexTarget, config: Algorithm1Config) -> streaming.SampleSource:
     keys = split_run_key(key)
-    return sample_dataset(keys.data, target, config.n, config.data, spike_key=keys.spike)
+    source = streaming.KeyedSource(keys.data, target, config.data, keys.spike)
+    return source if config.samples == "stream" else streaming.ArraySource(source.rows(0, config.n))
 
 
-def train_on_data(key: PRNGKeyArray, data: Dataset, config: Algorithm1Config) -> OneStepResult:
-    """Algorithm 1 on given samples (``data.n == config.n``); ``key`` draws the initialisation and the biases."""
-    if data.n != config.n:
-        raise ValueError(f"data has n = {data.n} samples but config.n = {config.n}")
+def _first_layer(key: PRNGKeyArray, d: int, config: Algorithm1Config) -> TwoLayerParams:
+    if not config.train_first_layer and config.random_features_init == "independent":
+        return init_independent(key, d, config.network)
+    return init_symmetric(key, d, config.network)
+
+
+def _moments(source: streaming.SampleSource, role, d: int, config: Algorithm1Config):
+    if config.preprocess:
+        return streaming.label_moments(source, role, config.chunk)
+    return jnp.zeros((), jnp.float32), jnp.zeros((d,), jnp.float32)
+
+
+def train_from_source(key: PRNGKeyArray, source: streaming.SampleSource, d: int,
+                      config: Algorithm1Config) -> OneStepResult:
+    """Algorithm 1 on the ``config.n`` samples of ``source``; ``key`` draws the initialisation and the biases.
+
+    Each stage is a pass over the samples in chunks of ``config.chunk`` (:mod:`reprjax.streaming`): label moments,
+    the first-layer gradient, the second layer's Gram matrix, the validation errors.  Memory
+    ``O(chunk * (d + m) + m^2)`` beyond what ``source`` holds.
+    """
     keys = split_run_key(key)
-    d = data.x.shape[-1]
     roles = config.roles()
     act = config.network.activation
-    params0 = init_symmetric(keys.init, d, config.network)
+    params0 = _first_layer(keys.init, d, config)
 
     # step 0: label pre-processing on the stage-1 samples
-    s1 = roles.stage1
-    x1, y1 = s1.take(data.x), s1.take(data.y)
-    if config.preprocess:
-        alpha, beta = label_moments(x1, y1, s1.weight)
-    else:
-        alpha, beta = jnp.zeros((), jnp.float32), jnp.zeros((d,), jnp.float32)
-    residual = data.y - alpha - data.x @ beta
+    alpha, beta = _moments(source, roles.stage1, d, config)
+    residual = streaming.Residualised(source, alpha, beta)
 
     # step 1: one large first-layer step
     eta = jnp.asarray(config.eta(d), jnp.float32)
     if config.train_first_layer:
-        W1 = first_layer_step(params0, x1, s1.take(residual), eta, config.weight_decay, s1.weight, act, config.chunk)
+        grad = streaming.square_loss_gradient(params0, residual, roles.stage1, act, config.chunk)
+        lam = 1.0 / eta if config.weight_decay is None else config.weight_decay
+        W1 = params0.W - eta * (grad + lam * params0.W)
     else:
         W1 = params0.W
     if config.normalize_rows:
@@ -261,15 +288,31 @@ def train_on_data(key: PRNGKeyArray, data: Dataset, config: Algorithm1Config) ->
     # step 2: fresh biases; step 3: second layer
     params = TwoLayerParams(a=jnp.zeros_like(params0.a), W=W1,
                             b=redraw_biases(keys.bias, config.network.width, config.bias_scale))
-    fit = fit_second_layer(params, data.x, residual, roles.stage2, roles.val, config.lambdas, act, config.head,
-                           config.gd_steps, config.solver, config.form, config.precision, config.chunk)
+    fit = _fit_head(params, residual, roles.stage2, roles.val, act, config)
     predictor = Predictor(params=params.replace(a=fit.a), alpha=alpha, beta=beta, activation=act)
     return OneStepResult(predictor=predictor, head=fit, eta=eta, W0=params0.W)
 
 
+def _fit_head(params, source, train, val, act, config: Algorithm1Config) -> HeadFit:
+    return fit_second_layer_stream(params, source, train, val, config.lambdas, act, config.head, config.gd_steps,
+                                   config.solver, config.form, config.precision, config.chunk)
+
+
+def train_on_data(key: PRNGKeyArray, data: Dataset, config: Algorithm1Config) -> OneStepResult:
+    """Algorithm 1 on given samples (``data.n == config.n``); ``key`` draws the initialisation and the biases."""
+    if data.n != config.n:
+        raise ValueError(f"data has n = {data.n} samples but config.n = {config.n}")
+    return train_from_source(key, streaming.ArraySource(data), data.x.shape[-1], config)
+
+
 def train_one_step(key: PRNGKeyArray, target: MultiIndexTarget, config: Algorithm1Config) -> OneStepResult:
-    """Algorithm 1 on ``config.n`` fresh samples of ``target`` drawn from ``key`` (see :func:`train_on_data`)."""
-    return train_on_data(key, _draw_training_data(key, target, config), config)
+    """Algorithm 1 on ``config.n`` fresh samples of ``target``, streamed from ``key``'s data stream.
+
+    The samples are those of ``sample_dataset(split_run_key(key).data, target, config.n, ...)``, drawn chunk by
+    chunk, never stored: memory ``O(chunk * (d + m) + m^2)`` for any ``n`` (see :func:`train_from_source`); with
+    ``config.samples="store"`` they are drawn once and held.
+    """
+    return train_from_source(key, _source(key, target, config), target.d, config)
 
 
 def evaluate(
@@ -296,7 +339,11 @@ def run(key: PRNGKeyArray, target: MultiIndexTarget, config: Algorithm1Config) -
 
 
 def random_features(key: PRNGKeyArray, target: MultiIndexTarget, config: Algorithm1Config) -> Metrics:
-    """Baseline: the same pipeline with the first layer frozen at initialisation (same width, biases and ridge)."""
+    """Baseline: the same pipeline with the first layer frozen at initialisation (same width, biases and ridge).
+
+    The frozen layer has ``m`` independent directions (``config.random_features_init="independent"``, the default;
+    ``"paired"`` keeps the symmetric initialisation's ``m/2`` directions, each twice).
+    """
     return run(key, target, config.replace(train_first_layer=False))
 
 
@@ -308,27 +355,22 @@ def transfer(
     of a new task sharing ``U``; label pre-processing is recomputed on the new samples.
 
     The samples are those :func:`run` draws from the same ``key``, so ``run(key, target, config)`` is training
-    from scratch on exactly the same data.
+    from scratch on exactly the same data; they are streamed (memory ``O(chunk * (d + m) + m^2)`` for any ``n``).
     """
     if source.params.W.shape[-1] != target.d:
         raise ValueError(f"the source network has d = {source.params.W.shape[-1]} but the target has d = {target.d}")
     if source.params.W.shape[0] != config.network.width:
         raise ValueError(f"the source network has width {source.params.W.shape[0]} but config.network.width = "
                          f"{config.network.width}")
-    data = _draw_training_data(key, target, config)
+    samples = _source(key, target, config)
     roles = config.roles()
     fit_role = roles.stage2  # all training samples fit the head (stage 1 is already done)
     if config.split_fraction is not None:
         roles = sample_roles(config.n, config.val_fraction, None, config.n_active)
         fit_role = roles.stage2
-    if config.preprocess:
-        alpha, beta = label_moments(fit_role.take(data.x), fit_role.take(data.y), fit_role.weight)
-    else:
-        alpha, beta = jnp.zeros((), jnp.float32), jnp.zeros((target.d,), jnp.float32)
-    residual = data.y - alpha - data.x @ beta
+    alpha, beta = _moments(samples, fit_role, target.d, config)
     act = source.activation
-    fit = fit_second_layer(source.params, data.x, residual, fit_role, roles.val, config.lambdas, act, config.head,
-                           config.gd_steps, config.solver, config.form, config.precision, config.chunk)
+    fit = _fit_head(source.params, streaming.Residualised(samples, alpha, beta), fit_role, roles.val, act, config)
     predictor = Predictor(params=source.params.replace(a=fit.a), alpha=alpha, beta=beta, activation=act)
     keys = split_run_key(key)
     errors = held_out_errors(keys.test, target, predictor, config.n_test, config.test_chunk, config.data,

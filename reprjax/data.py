@@ -5,6 +5,12 @@
 
 Splits are drawn from ``jax.random.fold_in(key, i)`` for split ``i`` (train 0, validation 1, test 2): each split is a
 deterministic function of the key and its own size, so enlarging the test set never changes the training data.
+
+Samples are keyed per row: row ``i`` of a draw is a function of the key and ``i`` alone (:func:`normal_rows` evaluates
+the counter-based threefry generator at the counters of rows ``[start, start + rows)``), so any block of rows can be
+drawn without the rows before it (:func:`sample_rows`, the training stream of :mod:`reprjax.streaming`), and the first
+``n`` samples of a larger draw are the samples of a draw of size ``n`` (the prefix property the sample masks rely
+on).  With jax's default partitionable threefry the values equal ``jax.random.normal(key, (n, d))`` bit for bit.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import dataclasses
 from typing import NamedTuple
 
 import jax
+import jax.extend.random as jex_random
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 from jaxtyping import Array, Float, PRNGKeyArray
 
@@ -77,15 +85,67 @@ def sample_inputs(
     ``I + ((1 + spike) - 1) mu mu^T``.
     """
     _validate.check_int("n", n, low=1)
+    return _inputs_rows(key, 0, n, d, spike, spike_vector)
+
+
+def _inputs_rows(key: PRNGKeyArray, start: int | Array, rows: int, d: int, spike, spike_vector) -> Array:
     _validate.check_int("d", d, low=1)
     _validate.check_number("spike", spike, low=0.0)
-    g = jax.random.normal(key, (n, d), dtype=jnp.float32)
+    g = normal_rows(key, start, rows, d)
     if spike_vector is None:
         return g
     if spike_vector.shape != (d,):
         raise ValueError(f"spike_vector must have shape (d,) = ({d},), got {spike_vector.shape}")
     mu = spike_vector / jnp.linalg.norm(spike_vector)
     return g + (jnp.sqrt(1.0 + spike) - 1.0) * (g @ mu)[:, None] * mu[None, :]
+
+
+# -------------------------------------------------------------------------------------------- keyed rows
+#: Largest row width :func:`normal_rows` supports (the counter arithmetic splits row indices into 16-bit halves).
+MAX_ROW_WIDTH = 2**16 - 1
+
+
+def _row_counters(start: int | Array, rows: int, d: int) -> tuple[Array, Array]:
+    """High and low 32-bit words of the flat counters ``(start + i) * d + j`` (64-bit, as ``uint64`` row-major iota)."""
+    i = jnp.asarray(start).astype(jnp.uint32) + jnp.arange(rows, dtype=jnp.uint32)
+    i_lo, i_hi = i & 0xFFFF, i >> 16
+    p_lo, p_hi = i_lo * jnp.uint32(d), i_hi * jnp.uint32(d)  # each < 2^32 as d < 2^16
+    part = (p_hi & 0xFFFF) << 16
+    lo = part + p_lo
+    hi = (p_hi >> 16) + (lo < part).astype(jnp.uint32)
+    j = jnp.arange(d, dtype=jnp.uint32)
+    lo2 = lo[:, None] + j[None, :]
+    hi2 = hi[:, None] + (lo2 < lo[:, None]).astype(jnp.uint32)
+    return hi2, lo2
+
+
+def normal_rows(key: PRNGKeyArray, start: int | Array, rows: int, d: int) -> Float[Array, "rows d"]:
+    """Rows ``[start, start + rows)`` of a standard normal ``(N, d)`` float32 draw from ``key``, for any ``N``.
+
+    Row ``i`` depends only on ``key`` and ``i``: the threefry-2x32 bits at the flat counters ``i * d + j``, mapped to
+    a uniform on ``(-1, 1)`` by the mantissa construction and to a normal by ``sqrt(2) erfinv``, which is what
+    ``jax.random.normal(key, (N, d))`` computes under partitionable threefry (jax's default), so the values equal
+    its rows bit for bit (tests/test_streaming.py).  Memory ``O(rows * d)``.
+
+    Args:
+      key: a threefry PRNG key (typed or raw ``uint32[2]``).
+      start: first row (may be traced); rows: how many (static); d: row width, ``1 <= d <= MAX_ROW_WIDTH``.
+
+    Returns:
+      The ``(rows, d)`` float32 block.
+    """
+    _validate.check_int("rows", rows, low=1)
+    _validate.check_int("d", d, low=1, high=MAX_ROW_WIDTH)
+    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    if data.shape != (2,):
+        raise ValueError(f"key must be a threefry key (2 uint32 words), got key data of shape {data.shape}")
+    hi, lo = _row_counters(start, rows, d)
+    b1, b2 = jex_random.threefry2x32_p.bind(data[0], data[1], hi, lo)
+    bits = b1 ^ b2
+    floats = jax.lax.bitcast_convert_type((bits >> 9) | jnp.uint32(0x3F800000), jnp.float32) - jnp.float32(1.0)
+    low = np.nextafter(np.float32(-1.0), np.float32(0.0), dtype=np.float32)
+    u = jnp.maximum(low, floats * (np.float32(1.0) - low) + low)
+    return np.float32(np.sqrt(2.0)) * jax.lax.erf_inv(u)
 
 
 def spike_vector(key: PRNGKeyArray, target: MultiIndexTarget, config: DataConfig) -> Float[Array, " d"]:
@@ -117,13 +177,35 @@ def sample_dataset(
     """
     if d is not None and d != target.d:
         raise ValueError(f"d = {d} does not match the target's dimension target.d = {target.d}")
+    _validate.check_int("n", n, low=1)
+    return sample_rows(key, target, 0, n, config, spike_key)
+
+
+def sample_rows(
+    key: PRNGKeyArray,
+    target: MultiIndexTarget,
+    start: int | Array,
+    rows: int,
+    config: DataConfig = DataConfig(),
+    spike_key: PRNGKeyArray | None = None,
+) -> Dataset:
+    """Samples ``[start, start + rows)`` of the draw :func:`sample_dataset` makes from ``key``, for any larger ``n``.
+
+    Inputs and noise are keyed per row (:func:`normal_rows`), so the block equals rows ``start:start + rows`` of
+    ``sample_dataset(key, target, n)`` for every ``n >= start + rows`` (inputs bit for bit; labels up to the
+    rounding of ``f*``'s matrix products).  Memory ``O(rows * d)``.
+
+    Args:
+      key, target, config, spike_key: as for :func:`sample_dataset`.
+      start: first sample index (may be traced); rows: block size (static).
+    """
     k_x, k_eps = jax.random.split(key)
     mu = spike_vector(jax.random.fold_in(key, 3) if spike_key is None else spike_key, target, config)
     # a concrete zero spike is exactly isotropic: skip the rank-one update
     isotropic = _validate.is_concrete(config.spike) and float(config.spike) == 0.0
-    x = sample_inputs(k_x, n, target.d, config.spike, None if isotropic else mu)
+    x = _inputs_rows(k_x, start, rows, target.d, config.spike, None if isotropic else mu)
     f = target(x)
-    y = f + config.noise * jax.random.normal(k_eps, (n,), jnp.float32)
+    y = f + config.noise * normal_rows(k_eps, start, rows, 1)[:, 0]
     return Dataset(x=x, y=y, f=f)
 
 
@@ -172,15 +254,30 @@ def split_run_key(key: PRNGKeyArray) -> RunKeys:
 
 @dataclasses.dataclass(frozen=True)
 class Role:
-    """The samples playing one role (validation, stage 1, stage 2): rows ``[start, stop)`` of the sample arrays,
-    optionally with a 0/1 ``weight`` over those rows (used when the active sample count is traced)."""
+    """The samples playing one role (validation, stage 1, stage 2): rows ``[start, stop)`` of the sample arrays
+    (static), of which only rows ``[lo, hi)`` are active when the bounds are set (possibly traced: the active sample
+    count of a masked run); ``weight`` is then the 0/1 mask over ``[start, stop)``."""
 
     start: int
     stop: int
-    weight: Array | None = None
+    lo: int | Array | None = None
+    hi: int | Array | None = None
 
     def take(self, array: Array) -> Array:
         return array[self.start:self.stop]
+
+    @property
+    def weight(self) -> Array | None:
+        """0/1 weights over rows ``[start, stop)``; ``None`` when every row is active."""
+        if self.lo is None and self.hi is None:
+            return None
+        return self.weight_at(jnp.arange(self.start, self.stop))
+
+    def weight_at(self, idx: Array) -> Float[Array, " k"]:
+        """0/1 weight of the samples with indices ``idx`` (any indices: those outside the role get 0)."""
+        lo = self.start if self.lo is None else jnp.maximum(self.lo, self.start)
+        hi = self.stop if self.hi is None else jnp.minimum(self.hi, self.stop)
+        return ((idx >= lo) & (idx < hi)).astype(jnp.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,16 +308,12 @@ def sample_roles(
             return SampleRoles(Role(0, n_val), fit, fit)
         n1 = max(1, round(split_fraction * (n - n_val)))
         return SampleRoles(Role(0, n_val), Role(n_val, n_val + n1), Role(n_val + n1, n))
-    idx = jnp.arange(n)
     n_act = jnp.asarray(n_active)
     n_val = jnp.maximum(1, jnp.round(val_fraction * n_act)).astype(jnp.int32)
-
-    def mask(lo, hi):
-        return ((idx >= lo) & (idx < hi)).astype(jnp.float32)
-
-    val = Role(0, n, mask(0, n_val))
+    # validation rows never pass round(val_fraction * n) (+1 for float32 rounding): a static bound for the streams
+    val = Role(0, min(n, max(1, round(val_fraction * n)) + 1), 0, n_val)
     if split_fraction is None:
-        fit = Role(0, n, mask(n_val, n_act))
+        fit = Role(0, n, n_val, n_act)
         return SampleRoles(val, fit, fit)
     n1 = jnp.maximum(1, jnp.round(split_fraction * (n_act - n_val))).astype(jnp.int32)
-    return SampleRoles(val, Role(0, n, mask(n_val, n_val + n1)), Role(0, n, mask(n_val + n1, n_act)))
+    return SampleRoles(val, Role(0, n, n_val, n_val + n1), Role(0, n, n_val + n1, n_act))

@@ -1,6 +1,6 @@
 """The two-layer network ``f(x) = sum_j a_j act(<w_j, x> + b_j)`` and its symmetric initialisation.
 
-PAPER.md, "Network": neurons come in pairs with equal ``(w_j, b_j)`` and opposite ``a_j``, so ``f(x; theta_0) = 0``
+docs/setting.md, "The network": neurons come in pairs with equal ``(w_j, b_j)`` and opposite ``a_j``, so ``f(x; theta_0) = 0``
 for every ``x``.  Defaults are the paper's: ``a_j = +-1`` (no width normalisation), ``w_j ~ N(0, I_d / d)``,
 ``b = 0``.  Options: rows uniform on the unit sphere, output weights ``+-1/sqrt(m)`` or ``+-1/m``, Gaussian biases.
 """
@@ -30,7 +30,7 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 }
 
 _DERIVATIVES: dict[str, Callable[[Array], Array]] = {
-    # 1{z >= 0}, the convention of the paper's closed form (PAPER.md, Algorithm 1); equal a.e. to jax's relu'
+    # 1{z >= 0}, the convention of the paper's closed form (docs/setting.md, "Algorithm 1"); equal a.e. to jax's relu'
     "relu": lambda z: (z >= 0).astype(z.dtype),
     "softplus": jax.nn.sigmoid,
     "poly": lambda z: 1.0 + z + 0.5 * z**2,
@@ -109,16 +109,34 @@ def init_symmetric(key: PRNGKeyArray, d: int, config: NetworkConfig = NetworkCon
     _validate.check_int("d", d, low=1)
     half = config.width // 2
     k_w, k_b = jax.random.split(key)
-    w = jax.random.normal(k_w, (half, d), jnp.float32)
-    if config.init == "gaussian":
-        w = w / jnp.sqrt(jnp.float32(d))
-    else:
-        w = w / jnp.linalg.norm(w, axis=1, keepdims=True)
+    w = _directions(k_w, half, d, config.init)
     b = config.init_bias_scale * jax.random.normal(k_b, (half,), jnp.float32)
     a = jnp.full((half,), config.a_scale, jnp.float32)
     return TwoLayerParams(
         a=jnp.concatenate([a, -a]), W=jnp.concatenate([w, w], axis=0), b=jnp.concatenate([b, b])
     )
+
+
+def init_independent(key: PRNGKeyArray, d: int, config: NetworkConfig = NetworkConfig()) -> TwoLayerParams:
+    """``m`` independent neurons drawn as :func:`init_symmetric` draws each pair (the random-features first layer).
+
+    Rows ``w_j`` are independent (``N(0, I_d/d)`` or uniform on the sphere, per ``config.init``), biases
+    ``N(0, init_bias_scale^2)``, output weights alternate ``+-a_scale`` (the network is not zero at initialisation).
+    """
+    _validate.check_int("d", d, low=1)
+    m = config.width
+    k_w, k_b = jax.random.split(key)
+    w = _directions(k_w, m, d, config.init)
+    b = config.init_bias_scale * jax.random.normal(k_b, (m,), jnp.float32)
+    a = config.a_scale * jnp.where(jnp.arange(m) % 2 == 0, 1.0, -1.0).astype(jnp.float32)
+    return TwoLayerParams(a=a, W=w, b=b)
+
+
+def _directions(key: PRNGKeyArray, count: int, d: int, init: str) -> Array:
+    w = jax.random.normal(key, (count, d), jnp.float32)
+    if init == "gaussian":
+        return w / jnp.sqrt(jnp.float32(d))
+    return w / jnp.linalg.norm(w, axis=1, keepdims=True)
 
 
 def preactivations(params: TwoLayerParams, x: Float[Array, "n d"]) -> Float[Array, "n m"]:

@@ -1,13 +1,19 @@
 """Stage 2 of Algorithm 1: fit the output weights ``a`` on fixed features ``act(W x + b)``, choosing the ridge
-strength on validation samples (PAPER.md, "Algorithm 1", step 3).
+strength on validation samples (docs/setting.md, "Algorithm 1", step 3).
 
 Two solvers of the same convex problem ``min_a (1/n) sum_i (a . phi_i - y_i)^2 + lam ||a||^2``:
 
 * ``ridge``: the closed form for the whole grid of ``lam`` at once (:mod:`reprjax.ridge`).  In primal form the
-  ``m x m`` Gram matrix is accumulated over chunks of samples, so memory is ``O(m^2 + chunk * m)`` for any ``n``.
+  ``m x m`` Gram matrix ``Phi^T W Phi`` and right-hand side ``Phi^T W y`` are accumulated over chunks of samples
+  streamed from a source (:mod:`reprjax.streaming`); the dual form (``n <= m``) holds the ``n x m`` features, at
+  most ``m x m``.
 * ``gd``: ``steps`` of full-batch gradient descent with weight decay through optax (the paper's form), from
   ``a = 0`` with step ``1 / L`` (``L = 2 (s_max / n + lam)``, ``s_max`` by power iteration), for every ``lam``
-  of the grid (vmapped).  It converges to the closed form (tests/test_algorithm.py).
+  of the grid (vmapped).  The full-batch loss is a quadratic form in the same Gram matrix, so each step costs
+  ``O(m^2)`` whatever ``n``.  It converges to the closed form (tests/test_algorithm.py).
+
+The validation errors of every strength are accumulated over chunks of the validation rows too, so the whole fit
+holds ``O(chunk * (d + m) + m^2)`` memory for any ``n``.
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ from flax import struct
 from jaxtyping import Array, Float
 
 from reprjax import ridge
-from reprjax.chunking import chunked_map, chunked_sum
-from reprjax.data import Role
+from reprjax.data import Dataset, Role
 from reprjax.network import TwoLayerParams, features
+from reprjax.streaming import ArraySource, SampleSource, stream_sum
 
 HEADS = ("ridge", "gd")
 
@@ -36,28 +42,28 @@ class HeadFit:
     index: Array  # position of the chosen strength in the grid
 
 
-def _ones_if_none(weight: Array | None, n: int) -> Array:
-    return jnp.ones((n,), jnp.float32) if weight is None else weight
+def _gd_path(gram: Array, moment: Array, n_eff: Array, lam: Array, steps: int) -> Array:
+    """``steps`` of optax GD with weight decay ``2 lam`` on ``(1/n) sum w (phi a - y)^2``, for each ``lam``.
 
-
-def _gd_path(phi: Array, y: Array, w: Array, lam: Array, steps: int) -> Array:
-    """``steps`` of optax GD with weight decay ``2 lam`` on ``(1/n) sum w (phi a - y)^2``, for each ``lam``."""
-    n_eff = jnp.sum(w)
+    The loss is ``(a^T G a - 2 a^T c) / n`` plus a constant, with ``G = Phi^T W Phi`` and ``c = Phi^T W y``, so its
+    gradient ``2 (G a - c) / n`` needs only the Gram matrix.
+    """
 
     def loss(a):
-        return jnp.sum(w * (phi @ a - y) ** 2) / n_eff
+        return (a @ (gram @ a) - 2.0 * a @ moment) / n_eff
 
-    # largest eigenvalue of Phi^T W Phi / n by power iteration (features are non-negative: fast convergence)
+    # largest eigenvalue of G / n by power iteration (features are non-negative: fast convergence)
     def power(_, v):
-        v = phi.T @ (w * (phi @ v))
+        v = gram @ v
         return v / jnp.linalg.norm(v)
 
-    v = jax.lax.fori_loop(0, 50, power, jnp.ones((phi.shape[1],), phi.dtype) / jnp.sqrt(phi.shape[1]))
-    s_max = jnp.sum(w * (phi @ v) ** 2) / n_eff * 1.05  # 5% margin on the power-iteration estimate
+    m = gram.shape[0]
+    v = jax.lax.fori_loop(0, 50, power, jnp.ones((m,), gram.dtype) / jnp.sqrt(m))
+    s_max = v @ (gram @ v) / n_eff * 1.05  # 5% margin on the power-iteration estimate
 
     def one(l):
         opt = optax.chain(optax.add_decayed_weights(2.0 * l), optax.sgd(1.0 / (2.0 * (s_max + l))))
-        a0 = jnp.zeros((phi.shape[1],), phi.dtype)
+        a0 = jnp.zeros((m,), gram.dtype)
 
         def step(carry, _):
             a, state = carry
@@ -68,6 +74,68 @@ def _gd_path(phi: Array, y: Array, w: Array, lam: Array, steps: int) -> Array:
         return a
 
     return jax.vmap(one)(lam)
+
+
+def fit_second_layer_stream(
+    params: TwoLayerParams,
+    source: SampleSource,
+    train: Role,
+    val: Role,
+    lambdas: tuple[float, ...],
+    act: str = "relu",
+    head: str = "ridge",
+    gd_steps: int = 1000,
+    solver: str = "auto",
+    form: str = "auto",
+    precision: str = "refined",
+    chunk: int = 8192,
+) -> HeadFit:
+    """Fit ``a`` on ``act(W x + b)`` for every relative ridge strength in ``lambdas``, choose one on validation.
+
+    Memory ``O(chunk * (d + m) + m^2 + L m)`` for any number of samples: the primal Gram matrix, its right-hand side
+    and the validation errors are accumulated over blocks of ``chunk`` rows of ``source``; the dual form (taken by
+    ``form="auto"`` when the role has ``n <= m`` rows) holds the ``n x m`` features.
+
+    Args:
+      params: network whose ``W`` and ``b`` are used (``params.a`` is ignored).
+      source: the samples, labels already pre-processed; ``train`` and ``val`` say which rows play which role.
+      lambdas: relative strengths (multiples of ``tr(K)/n``, see :mod:`reprjax.ridge`).
+      head: ``ridge`` (closed form) or ``gd`` (optax gradient descent, ``gd_steps`` steps).
+      solver, form, precision: passed to the ridge solver.
+      chunk: samples per block.
+    """
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    m = params.W.shape[0]
+    n_tr = train.stop - train.start
+
+    if head == "ridge" and (form == "dual" or (form == "auto" and n_tr <= m)):
+        block = source.rows(train.start, n_tr)
+        path = ridge.ridge_path(features(params, block.x, act), block.y, lambdas, sample_weight=train.weight,
+                                form="dual", solver=solver, precision=precision)
+        coef, lam = path.coef, path.lambdas
+    else:
+
+        def moments(b: Dataset, w: Array):
+            phi = features(params, b.x, act) * w[:, None]
+            return phi.T @ phi, phi.T @ b.y, jnp.sum(w)
+
+        gram, moment, n_eff = stream_sum(moments, source, train, chunk)
+        if head == "ridge":
+            path = ridge.ridge_from_gram(gram, moment, n_eff, lambdas, solver, precision)
+            coef, lam = path.coef, path.lambdas
+        else:
+            lam = ridge.absolute_lambdas(lambdas, jnp.trace(gram), n_eff)
+            coef = _gd_path(gram, moment, n_eff, lam, gd_steps)
+
+    def val_errors(b: Dataset, w: Array):
+        err = features(params, b.x, act) @ coef.T - b.y[:, None]
+        return jnp.sum(w[:, None] * err**2, axis=0), jnp.sum(w)
+
+    sq, n_val = stream_sum(val_errors, source, val, chunk)
+    val_mse = sq / n_val
+    index = ridge.select_lambda(val_mse)
+    return HeadFit(a=coef[index], lambdas=lam, val_mse=val_mse, index=index)
 
 
 def fit_second_layer(
@@ -85,44 +153,6 @@ def fit_second_layer(
     precision: str = "refined",
     chunk: int = 8192,
 ) -> HeadFit:
-    """Fit ``a`` on ``act(W x + b)`` for every relative ridge strength in ``lambdas``, choose one on validation.
-
-    Args:
-      params: network whose ``W`` and ``b`` are used (``params.a`` is ignored).
-      x, y: all samples and (pre-processed) labels; ``train`` and ``val`` say which rows play which role.
-      lambdas: relative strengths (multiples of ``tr(K)/n``, see :mod:`reprjax.ridge`).
-      head: ``ridge`` (closed form) or ``gd`` (optax gradient descent, ``gd_steps`` steps).
-      solver, form, precision: passed to the ridge solver (``form="auto"`` takes primal when ``n > m``).
-      chunk: samples per chunk when accumulating the primal Gram matrix and scoring validation.
-    """
-    if head not in HEADS:
-        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-    x_tr, y_tr = train.take(x), train.take(y)
-    w_tr = _ones_if_none(train.weight, x_tr.shape[0])
-    m = params.W.shape[0]
-    n_tr = x_tr.shape[0]
-
-    if head == "ridge" and (form == "primal" or (form == "auto" and n_tr > m)):
-
-        def moments(xc, yc, wc):
-            phi = features(params, xc, act) * wc[:, None]
-            return phi.T @ phi, phi.T @ yc, jnp.sum(wc)
-
-        gram, moment, n_eff = chunked_sum(moments, (x_tr, y_tr, w_tr), chunk)
-        path = ridge.ridge_from_gram(gram, moment, n_eff, lambdas, solver, precision)
-        coef, lam = path.coef, path.lambdas
-    elif head == "ridge":
-        path = ridge.ridge_path(features(params, x_tr, act), y_tr, lambdas, sample_weight=train.weight,
-                                form="dual", solver=solver, precision=precision)
-        coef, lam = path.coef, path.lambdas
-    else:
-        phi = features(params, x_tr, act)
-        lam = ridge.absolute_lambdas(lambdas, jnp.sum(w_tr[:, None] * phi**2), jnp.sum(w_tr))
-        coef = _gd_path(phi, y_tr, w_tr, lam, gd_steps)
-
-    x_val, y_val = val.take(x), val.take(y)
-    w_val = _ones_if_none(val.weight, x_val.shape[0])
-    preds = chunked_map(lambda xc: features(params, xc, act) @ coef.T, (x_val,), chunk)
-    val_mse = ridge.validation_mse(preds, y_val, w_val)
-    index = ridge.select_lambda(val_mse)
-    return HeadFit(a=coef[index], lambdas=lam, val_mse=val_mse, index=index)
+    """:func:`fit_second_layer_stream` on stored samples ``x, y`` (pre-processed labels)."""
+    return fit_second_layer_stream(params, ArraySource(Dataset(x=x, y=y, f=y)), train, val, lambdas, act, head,
+                                   gd_steps, solver, form, precision, chunk)

@@ -134,6 +134,20 @@ def test_algorithm1_learns_paper_target_where_random_features_cannot():
     assert float(jnp.mean(rf.test_nmse)) > 0.45
 
 
+def test_random_features_use_m_independent_directions_unless_paired():
+    """The random-features baseline's frozen layer has rank m (m <= d); the named paired option has rank m/2."""
+    t = targets.paper_target(jax.random.key(0), 64)
+    cfg = Algorithm1Config(n=256, network=network.NetworkConfig(width=48), train_first_layer=False,
+                           lambdas=(1e-2,), n_test=64)
+    train = jax.jit(algorithm.train_one_step)
+    ind = train(jax.random.key(1), t, cfg).predictor.params.W
+    paired = train(jax.random.key(1), t, cfg.replace(random_features_init="paired")).predictor.params.W
+    assert np.linalg.matrix_rank(np.asarray(ind)) == 48
+    assert np.linalg.matrix_rank(np.asarray(paired)) == 24
+    with pytest.raises(ValueError, match="random_features_init"):
+        cfg.replace(random_features_init="halves")
+
+
 def test_label_preprocessing_is_needed_for_a_strong_linear_part():
     """Without step 0 the linear part of the giant-step target dominates the first step (every neuron moves
     towards beta), so span(U) is not learned: error clearly worse at the same n."""

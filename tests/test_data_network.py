@@ -84,6 +84,19 @@ def test_init_distributions_and_scales():
     np.testing.assert_allclose(np.abs(np.asarray(s.a)), 1 / 8)
 
 
+def test_independent_init_has_m_distinct_directions_with_the_same_row_law():
+    """The random-features layer: m independent rows (full rank m <= d), where the symmetric init has m/2."""
+    ind = network.init_independent(jax.random.key(0), 64, network.NetworkConfig(width=48))
+    sym = network.init_symmetric(jax.random.key(0), 64, network.NetworkConfig(width=48))
+    assert np.linalg.matrix_rank(np.asarray(ind.W)) == 48 and np.linalg.matrix_rank(np.asarray(sym.W)) == 24
+    big = network.init_independent(jax.random.key(1), 64, network.NetworkConfig(width=4096, init_bias_scale=0.5))
+    assert abs(float(jnp.mean(jnp.sum(big.W**2, axis=1))) - 1.0) < 0.02  # E||w||^2 = 1 for w ~ N(0, I/d)
+    assert abs(float(jnp.std(big.b)) - 0.5) < 0.03
+    assert float(jnp.sum(big.a)) == 0.0 and np.all(np.abs(np.asarray(big.a)) == 1.0)
+    sphere = network.init_independent(jax.random.key(2), 16, network.NetworkConfig(width=8, init="sphere"))
+    np.testing.assert_allclose(np.asarray(jnp.linalg.norm(sphere.W, axis=1)), 1.0, rtol=1e-5)
+
+
 def test_activation_derivatives_match_jax_grad():
     z = jnp.linspace(-3, 3, 41) + 0.013  # avoid the ReLU kink at 0
     for name in network.ACTIVATIONS:
