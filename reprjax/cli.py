@@ -1,4 +1,4 @@
-"""The ``reprjax`` command line: parses arguments and calls the library (DESIGN.md: cli only parses and calls).
+"""The ``reprjax`` command line: parses arguments and calls the library (docs/architecture.md: the face only parses and calls).
 
     reprjax demo                       a small sample-complexity study (network vs eNTK): table + PNG, < 3 min on CPU
     reprjax run EXPERIMENT [options]   run an experiment's sweep (resumable), print its report, write its plots
@@ -81,12 +81,15 @@ def _finish(module: Any, config: Any, df: Any, out: Path, report: Any | None = N
               f"{report.device}; {report.seconds:.1f} s")
 
 
-def _run_into(module: Any, config: Any, out: Path, args: argparse.Namespace, **kwargs: Any) -> int:
+def _run_into(module: Any, config: Any, out: Path, args: argparse.Namespace, source: str, **kwargs: Any) -> int:
     from reprjax import outdir
     from reprjax.experiments import base
 
-    base.check_grid(module.grid(config), getattr(config, "mask_samples", False) if kwargs.get("mask_samples") is None
-                    else kwargs["mask_samples"])  # before the directory is touched
+    mask = kwargs.get("mask_samples")
+    try:  # before the directory is touched
+        base.check_grid(module.grid(config), getattr(config, "mask_samples", False) if mask is None else mask)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
     outdir.check_usable(out)
     with outdir.lock(out):
         df, report = base.run_experiment(module, config, out, progress=not args.no_progress,
@@ -103,8 +106,9 @@ def _run(args: argparse.Namespace) -> int:
         import jax
 
         jax.distributed.initialize()
-    return _run_into(module, config, out, args, execution=args.execution, mask_samples=args.mask_samples,
-                     retry_failed=args.retry_failed)
+    source = " with ".join([*([args.config] if args.config else []), *(["--seeds"] if args.seeds is not None else [])])
+    return _run_into(module, config, out, args, source or "the default config", execution=args.execution,
+                     mask_samples=args.mask_samples, retry_failed=args.retry_failed)
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -140,7 +144,7 @@ def _demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     print(f"reprjax demo: Algorithm 1 against the empirical NTK on the paper target, d in {config.dims}, "
           f"n = c d^2 for c in {config.n_over_d2}, m = {config.width}, {config.seeds} seeds -> {out}/")
-    return _run_into(sample_complexity, config, out, args)
+    return _run_into(sample_complexity, config, out, args, "demo")
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -94,8 +94,11 @@ def test_example_configs_are_valid():
     examples = sorted((REPO / "examples").glob("*.toml"))
     assert {p.stem.replace("_", "-") for p in examples} >= set(EXPERIMENTS)
     for path in examples:
-        module = EXPERIMENTS[path.stem.replace("_", "-")]
-        config = base.config_from_dict(module.Config, base.load_toml(path))
+        # the experiment is the file's name, or the one its first line runs (`# reprjax run NAME --config ...`)
+        first = path.read_text().splitlines()[0].split()
+        name = first[3] if first[:3] == ["#", "reprjax", "run"] else path.stem.replace("_", "-")
+        module = EXPERIMENTS[name]
+        config = base.config_from_dict(module.Config, base.load_toml(path), source=str(path))
         assert module.grid(config).runs()
 
 

@@ -65,7 +65,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"malformed TOML in {path}: {err}") from None
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
@@ -117,6 +117,12 @@ def n_grid(d: int, multiples: tuple[float, ...], power: float = 2.0, n_min: int 
     return sorted({max(n_min, int(round(c * d**power))) for c in multiples})
 
 
+#: Most runs one sweep may hold (a guard against e.g. ``seeds = 10**9``, which would never finish building).
+MAX_RUNS = 10**6
+#: Largest sample count (row indices are int32).
+MAX_SAMPLES = 2**31 - 1
+
+
 def check_grid(grid: sweep.Grid, mask_samples: bool = False) -> None:
     """Everything the sweep would reject, now (before a directory is touched), as ``ConfigError``.
 
@@ -133,10 +139,22 @@ def check_grid(grid: sweep.Grid, mask_samples: bool = False) -> None:
             raise ConfigError(f"a {what} is given for method(s) {unknown} that the grid does not run "
                               f"({list(grid.methods)})")
     try:
+        sizes = {d: list(grid.n(d) if callable(grid.n) else grid.n) for d in grid.dims}
+        runs = (len(grid.methods) * len(grid.targets) * sum(map(len, sizes.values())) * len(grid.widths) *
+                math.prod(len(v) for _, v in grid.hyper) * grid.seeds)
+        if runs > MAX_RUNS:
+            raise ConfigError(f"the grid holds about {runs:,} runs, more than MAX_RUNS = {MAX_RUNS:,}: fewer seeds, "
+                              f"dims or sample counts")
+        too_big = sorted({n for ns in sizes.values() for n in ns if n > MAX_SAMPLES})
+        if too_big:
+            raise ConfigError(f"sample counts {too_big[:3]} exceed {MAX_SAMPLES:,} (int32 row indices): lower "
+                              f"n_over_d2 or N")
         groups = sweep.make_groups(grid, mask_samples)
         for target, d in sorted({(g.target, g.d) for g in groups}, key=lambda td: (td[0].label(), td[1])):
             target.check(d)
-    except ValueError as err:
+    except (ValueError, OverflowError) as err:
+        if isinstance(err, ConfigError):
+            raise
         raise ConfigError(f"the grid cannot run: {err}") from None
     if not groups:
         raise ConfigError("the grid holds no runs (every sample count is above its method's cap?)")
