@@ -242,7 +242,7 @@ def redraw_biases(key: PRNGKeyArray, m: int, scale: Float[Array, ""] | float = 1
 def _source(key: PRNGKeyArray, target: MultiIndexTarget, config: Algorithm1Config) -> streaming.SampleSource:
     keys = split_run_key(key)
     source = streaming.KeyedSource(keys.data, target, config.data, keys.spike)
-    return source if config.samples == "stream" else streaming.ArraySource(source.rows(0, config.n))
+    return source if config.samples == "stream" else streaming.hold(source, config.n, config.chunk)
 
 
 def _first_layer(key: PRNGKeyArray, d: int, config: Algorithm1Config) -> TwoLayerParams:
