@@ -1,7 +1,7 @@
 """Test error of a predictor and how well a first layer has found ``span(U)``.
 
 * Normalised test MSE ``E[(f - f*)^2] / E[f*^2]`` and mean absolute error ``E|f - f*|`` on fresh noise-free test
-  samples (PAPER.md: the guarantee is stated for the absolute error; we report both), computed in chunks so that
+  samples (docs/setting.md: the guarantee is stated for the absolute error; we report both), computed in chunks so that
   memory stays bounded for any test size.  ``E[f*^2]`` is exact (from the coefficients) for isotropic inputs and
   the test-set average under a spiked covariance.
 * Alignment ``||W U^T||_F^2 / ||W||_F^2``: the fraction of the first layer's energy in ``span(U)`` (``r/d`` for a

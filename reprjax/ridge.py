@@ -1,6 +1,6 @@
 """Ridge and kernel ridge regression for a whole grid of regularisation strengths at once.
 
-Convention (per-sample mean loss, the paper's second stage, PAPER.md "Algorithm 1", step 3):
+Convention (per-sample mean loss, the paper's second stage, docs/setting.md "Algorithm 1", step 3):
 
     a(lam) = argmin_a (1/n) sum_i w_i (phi_i . a - y_i)^2 + lam ||a||^2  =  (Phi^T W Phi + n lam I)^{-1} Phi^T W y
 

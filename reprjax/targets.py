@@ -1,6 +1,6 @@
 """Multi-index targets ``f*(x) = g(U x)`` with ``g`` written in normalised Hermite features.
 
-Representation (PAPER.md, "Setting"): ``U`` is ``r x d`` with orthonormal rows and
+Representation (docs/setting.md, "Inputs, targets and labels"): ``U`` is ``r x d`` with orthonormal rows and
 
     g(z) = sum_t c_t h_{alpha_t}(z),      h_alpha(z) = prod_i h_{alpha_i}(z_i),
 
@@ -172,7 +172,7 @@ class MultiIndexTarget:
         return self.second_moment() - self.mean() ** 2
 
     def normalise(self) -> "MultiIndexTarget":
-        """Rescale the coefficients so that ``E[f*^2] = 1`` (PAPER.md normalisation)."""
+        """Rescale the coefficients so that ``E[f*^2] = 1`` (docs/setting.md, "Inputs, targets and labels")."""
         return self.replace(coeffs=self.coeffs / jnp.sqrt(self.second_moment()))
 
     # ------------------------------------------------------------------ structure

@@ -1,4 +1,4 @@
-"""Alignment (PAPER.md, headline experiment 3): the share of ``W_1`` in ``span(U)`` against ``n / d^2``.
+"""Alignment (docs/setting.md, "What the paper proves", experiment 3): the share of ``W_1`` in ``span(U)`` against ``n / d^2``.
 
 One first-layer step concentrates the first layer in ``span(U)``; the alignment ``||W_1 U^T||^2 / ||W_1||^2`` starts
 near ``r/d`` and rises towards 1, at a rate set by ``n / d^2`` (curves for different ``d`` collapse when plotted

@@ -1,4 +1,4 @@
-"""Information exponent (PAPER.md, headline experiment 4): one-step success against the target's information
+"""Information exponent (docs/setting.md, "What the paper proves", experiment 4): one-step success against the target's information
 exponent, with and without label pre-processing.
 
 Targets: the single-index ``h_k(<u, x>)`` for each ``k`` in ``exponents`` (information exponent ``k``) and the

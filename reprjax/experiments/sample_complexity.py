@@ -1,4 +1,4 @@
-"""Sample complexity (PAPER.md, headline experiment 1): test error against ``n`` for each ``d`` and method, ``n*(d)``
+"""Sample complexity (docs/setting.md, "What the paper proves", experiment 1): test error against ``n`` for each ``d`` and method, ``n*(d)``
 at an error threshold, and the exponent of ``n*`` against ``d`` with a bootstrap interval over seeds.
 
 The paper's prediction: Algorithm 1 needs ``n ~ d^2`` (exponent about 2 or lower), kernels ``n ~ d^p`` (exponent

@@ -1,4 +1,4 @@
-"""Transfer (PAPER.md, headline experiment 2): ``n*_target`` against ``d`` for a transferred head, training from
+"""Transfer (docs/setting.md, "What the paper proves", experiment 2): ``n*_target`` against ``d`` for a transferred head, training from
 scratch, and a kernel.
 
 For each ``d``: ``W_1`` is learned by Algorithm 1 on ``source_n_over_d2 * d^2`` samples of the source head
