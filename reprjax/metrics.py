@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from flax import struct
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from reprjax import _validate
+from reprjax import _lapack, _validate
 from reprjax.data import DataConfig, sample_dataset
 from reprjax.targets import MultiIndexTarget
 
@@ -78,6 +78,6 @@ def principal_angles(W: Float[Array, "m d"], U: Float[Array, "r d"]) -> Float[Ar
     if W.shape[-1] != U.shape[-1]:
         raise ValueError(f"W has dimension {W.shape[-1]} but U has d = {U.shape[-1]}")
     r = U.shape[0]
-    _, _, vt = jnp.linalg.svd(W, full_matrices=False)
-    cosines = jnp.linalg.svd(U @ vt[:r].T, compute_uv=False)
+    _, _, vt = _lapack.svd(W)
+    cosines = _lapack.singular_values(U @ vt[:r].T)
     return jnp.arccos(jnp.clip(cosines, -1.0, 1.0))

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 from flax import struct
 from jaxtyping import Array, Float
 
-from reprjax import _validate, ridge
+from reprjax import _lapack, _validate, ridge
 
 KernelFn = Callable[[Array, Array], Array]
 
@@ -141,19 +141,19 @@ def solve_path(
     eye = jnp.eye(m, dtype=kmm.dtype)
 
     def factor(scale):
-        return jnp.linalg.cholesky(kmm + scale * eps * eye)
+        return _lapack.cholesky(kmm + scale * eps * eye)
 
     low = factor(1.0)
     low = jax.lax.cond(jnp.all(jnp.isfinite(low)), lambda: low, lambda: factor(1e3))  # rounding beat the jitter
 
     def tri(mat, rhs, trans=0):
-        return jax.scipy.linalg.solve_triangular(mat, rhs, lower=True, trans=trans)
+        return _lapack.solve_lower(mat, rhs, transpose=bool(trans))
 
     a = tri(low, tri(low, h).T)  # L^{-1} H L^{-T} (H symmetric)
     a = 0.5 * (a + a.T)
     c = tri(low, b)
     def eigen_solve():
-        dvals, v = jnp.linalg.eigh(a)
+        dvals, v = _lapack.eigh(a)
         dvals = jnp.maximum(dvals, 0.0)
         denom = dvals[None, :] + shifts[:, None]
         keep = denom > m * jnp.finfo(jnp.float64).eps * jnp.max(dvals)
@@ -164,7 +164,7 @@ def solve_path(
         beta = eigen_solve()
     else:
         def one(s):
-            chol = jnp.linalg.cholesky(a + s * eye)
+            chol = _lapack.cholesky(a + s * eye)
             return tri(chol, tri(chol, c), trans=1)
 
         beta = jax.lax.map(one, shifts)

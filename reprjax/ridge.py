@@ -40,7 +40,7 @@ import numpy as np
 from flax import struct
 from jaxtyping import Array, Float
 
-from reprjax import _validate
+from reprjax import _lapack, _validate
 
 #: Default grid of relative ridge strengths (multiples of tr(K)/n).
 DEFAULT_LAMBDAS: tuple[float, ...] = tuple(float(v) for v in np.geomspace(1e-6, 1e1, 15))
@@ -123,7 +123,7 @@ class RidgePath:
 
 def _inverse_eigh(g: Array, s: Array):
     """From one eigendecomposition of ``g``: ``r (L, k) -> (g + s_l I)^{-1} r_l`` for every shift ``s_l``."""
-    evals, evecs = jnp.linalg.eigh(g)
+    evals, evecs = _lapack.eigh(g)
     evals = jnp.maximum(evals, 0.0)  # PSD by construction: clip round-off below zero
     denom = evals[None, :] + s[:, None]
     # a zero denominator (shift 0 on a null direction) gives the minimum-norm solution
@@ -188,10 +188,10 @@ def solve_psd_path(
             eye = jnp.eye(g.shape[0], dtype=dt)
 
             def one(i):
-                factor = jax.scipy.linalg.cho_factor(g + s[i] * eye, lower=True)
-                a = jax.scipy.linalg.cho_solve(factor, b)
+                factor = _lapack.cholesky(g + s[i] * eye)
+                a = _lapack.cho_solve(factor, b)
                 if refine:
-                    a = _refine(lambda r: jax.scipy.linalg.cho_solve(factor, r[0])[None], g64, b64, s64[i][None],
+                    a = _refine(lambda r: _lapack.cho_solve(factor, r[0])[None], g64, b64, s64[i][None],
                                 a.astype(jnp.float64)[None], REFINEMENT_STEPS)[0]
                 return a
 

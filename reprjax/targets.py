@@ -26,7 +26,7 @@ import numpy as np
 from flax import struct
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from reprjax import _validate
+from reprjax import _lapack, _validate
 from reprjax.hermite import MAX_DEGREE, multi_index_hermite
 from reprjax.multi_index import MAX_TERMS, all_multi_indices, count_multi_indices
 
@@ -42,7 +42,7 @@ def random_orthonormal(key: PRNGKeyArray, r: int, d: int) -> Float[Array, "r d"]
     _validate.check_int("d", d, low=1)
     _validate.check_int("r", r, low=1, high=d)
     gauss = jax.random.normal(key, (d, r), dtype=jnp.float32)
-    q, rr = jnp.linalg.qr(gauss, mode="reduced")
+    q, rr = _lapack.qr(gauss)
     signs = jnp.where(jnp.diagonal(rr) < 0, -1.0, 1.0).astype(q.dtype)
     return (q * signs[None, :]).T
 
@@ -354,7 +354,7 @@ def random_polynomial(
                          f"2..{p}), more than MAX_TERMS = {MAX_TERMS:,} fit in memory when evaluated: lower r or p")
     k_u, k_q, k_c = jax.random.split(key, 3)
     lam = kappa ** (-np.arange(r) / max(r - 1, 1)) if r > 1 else np.ones(1)
-    q, rr = jnp.linalg.qr(jax.random.normal(k_q, (r, r), jnp.float32))
+    q, rr = _lapack.qr(jax.random.normal(k_q, (r, r), jnp.float32))
     q = q * jnp.where(jnp.diagonal(rr) < 0, -1.0, 1.0)[None, :]
     h = (q * jnp.asarray(lam, jnp.float32)[None, :]) @ q.T
 
