@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from reprjax import algorithm, bench_multistep, host_threads, kernels, network, ridge, targets
+from reprjax import algorithm, bench_multistep, bench_streaming, host_threads, kernels, network, ridge, targets
 from reprjax.bench_kernel_scale import bench_kernel_scale
 from reprjax.benchmarking import PeakMemory, result, run_subprocess, time_call
 from reprjax.chunking import chunked_sum
@@ -280,6 +280,7 @@ BENCHMARKS = {
     "kernel_scale": bench_kernel_scale,
     "online_sgd": bench_multistep.bench_online_sgd,
     "fresh_gd": bench_multistep.bench_fresh_gd,
+    "streaming": bench_streaming.bench_streaming,
 }
 
 

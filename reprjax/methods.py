@@ -154,7 +154,7 @@ def kernel_cost(config: baselines.KernelConfig, d: int) -> Cost:
     """Kernel ridge: ``n x n`` Gram matrices when exact; ``block x M`` blocks and ``M x M`` float64 matrices when
     Nystrom (:mod:`reprjax.nystrom`)."""
     if config.uses_nystrom:
-        m = config.centres
+        m = config.centres_for(d)
         return Cost(4.0 * config.n * d + 8.0 * (config.block * m + 4 * m * m), m)
     return Cost(_base_bytes(config, d) + 4.0 * 3 * config.n * config.n, config.n)
 

@@ -20,7 +20,7 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from reprjax.experiments.analysis import error_curves  # noqa: E402
+from reprjax.analysis import error_curves  # noqa: E402
 
 FORMATS = ("png", "pdf")
 
@@ -104,7 +104,9 @@ def n_star_vs_d(table: pd.DataFrame, path: str | Path, p: int, exponents: dict[s
                 title: str = "") -> list[Path]:
     """``n*`` against ``d`` (log-log) per method with its fitted slope; dashed references ``d^2`` and ``d^p``.
 
-    Methods that never reach the threshold at some ``d`` are drawn at the top of the axis as open markers.
+    Methods that never reach the threshold at some ``d`` are drawn at the top of the axis as open up-triangles;
+    ``d`` already below it at the grid's first ``n`` (``censored = "below"``: ``n* <= n_min``) as open
+    down-triangles at ``n_min``.
     """
     fig, ax = plt.subplots(figsize=(5, 4))
     finite = table[np.isfinite(table["n_star"])]
@@ -118,9 +120,14 @@ def n_star_vs_d(table: pd.DataFrame, path: str | Path, p: int, exponents: dict[s
         label = LABELS.get(method, method) + (f" (slope {slope:.2f})" if math.isfinite(slope) else "")
         if ok.any():
             ax.plot(sub["d"][ok], sub["n_star"][ok], "o-", color=color, label=label)
-        if (~ok).any():
-            ax.plot(sub["d"][~ok], np.full((~ok).sum(), top), "^", mfc="none", color=color,
+        low = ~ok & (sub["censored"] == "below") if "censored" in sub else ~ok & False
+        high = ~ok & ~low
+        if high.any():
+            ax.plot(sub["d"][high], np.full(high.sum(), top), "^", mfc="none", color=color,
                     label=f"{LABELS.get(method, method)}: not reached by n = max")
+        if low.any():
+            ax.plot(sub["d"][low], sub["n_min"][low], "v", mfc="none", color=color,
+                    label=f"{LABELS.get(method, method)}: below at n = min")
     anchor = finite["n_star"].min() if len(finite) else 1.0
     d0 = all_d[0] if len(all_d) else 1.0
     for power, style in ((2, "--"), (p, ":")):

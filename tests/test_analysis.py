@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from reprjax import cli, sweep
-from reprjax.experiments import analysis, base, sample_complexity
+from reprjax import analysis
+from reprjax.experiments import base, sample_complexity
 
 
 def synthetic_table(rng, exponent=2.0, dims=(8, 16, 32, 64), seeds=3, sigma=0.15, never=(), method="m",

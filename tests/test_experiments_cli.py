@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from reprjax import cli, sweep
-from reprjax.experiments import EXPERIMENTS, analysis, base
+from reprjax import analysis
+from reprjax.experiments import EXPERIMENTS, base
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,6 +24,7 @@ TINY = {
                                  include_giant_step=False),
     "spiked-covariance": dict(dims=[6], betas=["iso", 0.5], n_over_d2=[2.0], width=16, seeds=2, n_test=256,
                               kernel_n_max=128),
+    "large-d": dict(dims=[6], n_over_d2=[1.0], width=16, seeds=2, n_test=256, chunk=16),
 }
 
 

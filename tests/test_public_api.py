@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,32 @@ def test_unknown_attribute_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="no_such_thing"):
         reprjax.no_such_thing  # noqa: B018
+
+
+def test_layers_keep_their_import_contracts():
+    # docs/architecture.md: each layer imports only the layers below it ([tool.importlinter] in pyproject.toml)
+    lint = Path(sys.executable).with_name("lint-imports")
+    if not lint.exists():
+        pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
+    done = subprocess.run([str(lint), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "broken" in done.stdout and "0 broken" in done.stdout
+
+
+def test_every_module_imports_on_its_own():
+    # no import cycle depends on which module is imported first (plotting once imported the studies)
+    modules = sorted(p.stem for p in (REPO / "reprjax").glob("*.py") if p.stem not in ("__init__", "__main__"))
+    modules += sorted("experiments." + p.stem for p in (REPO / "reprjax" / "experiments").glob("*.py"))
+    code = textwrap.dedent("""
+        import importlib, sys
+        for name in sys.argv[1:]:
+            for loaded in [m for m in sys.modules if m == "reprjax" or m.startswith("reprjax.")]:
+                del sys.modules[loaded]  # a fresh reprjax each time (jax and the rest stay loaded)
+            try:
+                importlib.import_module("reprjax." + name)
+            except ImportError as err:
+                sys.exit(f"reprjax.{name} imported first: {err}")
+    """)
+    done = subprocess.run([sys.executable, "-c", code, *modules], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]

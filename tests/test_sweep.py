@@ -231,3 +231,14 @@ def test_grid_refuses_bad_sizes_naming_the_field(field, value):
 def test_sample_counts_from_a_callable_are_checked_when_expanded():
     with pytest.raises(ValueError, match="^n must be an integer"):
         small_grid(n=lambda d: [d * 1.5]).runs()
+
+
+def test_stray_lines_in_results_are_skipped_not_fatal(tmp_path):
+    from reprjax.sweep import store
+
+    good = dict(group_id="g", attempt="a", group_size=1, status="ok", test_nmse=0.5)
+    lines = [json.dumps(good), '{"no": "group"}', "[1, 2]", '{"group_id": "g2", "attempt"', "garbage"]
+    (tmp_path / store.RESULTS_FILE).write_text("\n".join(lines) + "\n")
+    assert store.read_rows(tmp_path / store.RESULTS_FILE) == [good]
+    assert store.finished_groups(tmp_path) == {"g"}
+    assert len(store.load_results(tmp_path)) == 1

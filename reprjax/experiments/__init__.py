@@ -4,10 +4,10 @@ Each module exposes ``NAME``, a frozen validated ``Config`` (read from TOML by :
 ``grid(config)``, ``summarise(df, config)``, ``report(summary, config)`` and ``plot(df, config, out_dir)``.
 """
 
-from reprjax.experiments import (alignment, beyond_one_step, information_exponent, sample_complexity,
+from reprjax.experiments import (alignment, beyond_one_step, information_exponent, large_d, sample_complexity,
                                  spiked_covariance, transfer)
 
 EXPERIMENTS = {m.NAME: m for m in (sample_complexity, transfer, alignment, information_exponent, spiked_covariance,
-                                   beyond_one_step)}
+                                   beyond_one_step, large_d)}
 
 __all__ = ["EXPERIMENTS"]

@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from reprjax import link_targets, multistep_methods, plot_dynamics, plotting, sweep
-from reprjax.experiments import analysis, base
+from reprjax import analysis
+from reprjax.experiments import base
 
 NAME = "beyond-one-step"
 

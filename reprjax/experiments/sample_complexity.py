@@ -1,12 +1,12 @@
-"""Sample complexity (docs/setting.md, "What the paper proves", experiment 1): test error against ``n`` for each ``d`` and method, ``n*(d)``
-at an error threshold, and the exponent of ``n*`` against ``d`` with a bootstrap interval over seeds.
+"""Sample complexity (docs/setting.md, "What the paper proves", experiment 1): test error against ``n`` for each
+``d`` and method, ``n*(d)`` at an error threshold, and the exponent of ``n*`` against ``d`` with a bootstrap interval over seeds.
 
 The paper's prediction: Algorithm 1 needs ``n ~ d^2`` (exponent about 2 or lower), kernels ``n ~ d^p`` (exponent
 about ``p``).  Default threshold 0.25: half the error left by a fit of the degree-2 part alone (the paper target keeps
 half its variance in degree ``p``), so crossing it means most of the degree-p part was learned.  Kernel methods may
 use their own ``kernel_threshold`` (their curves leave the degree-2 plateau slowly, :mod:`reprjax.kernel_theory`);
 they solve exactly up to ``exact_n_max`` fitting samples and by Nystrom with ``centres`` centres beyond
-(:mod:`reprjax.nystrom`), up to ``kernel_n_max`` samples.  ``kernel_bias_scale``: the kernels' bias variance is its
+(:mod:`reprjax.nystrom`; ``None``: the rule :func:`reprjax.baselines.auto_centres`, which grows with ``d``), up to ``kernel_n_max`` samples.  ``kernel_bias_scale``: the kernels' bias variance is its
 square (with zero bias the ReLU NTK is positively homogeneous in ``|x|`` and cannot fit the radial part of ``h_2``;
 docs/kernels_at_scale.md, "Kernel bias").  The preset ``examples/kernel_exponent.toml`` measures both exponents.
 """
@@ -21,7 +21,8 @@ import jax
 import pandas as pd
 
 from reprjax import kernel_theory, plotting, plotting_kernels, sweep, targets
-from reprjax.experiments import analysis, base
+from reprjax import analysis
+from reprjax.experiments import base
 from reprjax.methods import METHODS, kernel_methods
 
 NAME = "sample-complexity"
@@ -42,7 +43,7 @@ class Config:
     kernel_n_max: int = 32768
     network_n_max: int | None = None
     exact_n_max: int = 8192
-    centres: int = 4096
+    centres: int | None = None
     kernel_bias_scale: float = 1.0
     n_test: int = 4096
     noise: float = 0.0
@@ -70,7 +71,7 @@ class Config:
             raise ValueError(f"noise must be >= 0, got {self.noise}")
         if self.kernel_threshold is not None and not 0 < self.kernel_threshold < 1:
             raise ValueError(f"kernel_threshold must be in (0, 1), got {self.kernel_threshold}")
-        if self.centres > self.exact_n_max:
+        if self.centres is not None and self.centres > self.exact_n_max:
             raise ValueError(f"centres = {self.centres} must be <= exact_n_max = {self.exact_n_max} (Nystrom runs "
                              f"only past exact_n_max fitting samples, and needs centres <= samples)")
         if self.kernel_bias_scale < 0:

@@ -16,7 +16,8 @@ from typing import Any, Literal
 import pandas as pd
 
 from reprjax import plotting, sweep
-from reprjax.experiments import analysis, base
+from reprjax import analysis
+from reprjax.experiments import base
 from reprjax.methods import METHODS
 
 NAME = "spiked-covariance"

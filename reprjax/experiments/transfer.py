@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 
 from reprjax import plotting, sweep
-from reprjax.experiments import analysis, base
+from reprjax import analysis
+from reprjax.experiments import base
 
 NAME = "transfer"
 _METHOD_OF = {"transfer": "transfer", "scratch": "algorithm1", "entk": "entk", "random_features": "random_features",

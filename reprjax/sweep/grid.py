@@ -23,6 +23,7 @@ from typing import Any
 
 import jax
 
+from reprjax import link_targets
 from reprjax import targets as targets_mod
 from reprjax._validate import check_int
 from reprjax.methods import Method, get_method
@@ -35,6 +36,7 @@ TARGETS: dict[str, Callable[..., Any]] = {
     "staircase": targets_mod.staircase,
     "random_polynomial": targets_mod.random_polynomial,
     "transfer_pair": targets_mod.transfer_pair,
+    "link": link_targets.link_target,
 }
 
 RUN_FIELDS = ("method", "target", "d", "n", "width", "seed")

@@ -81,6 +81,10 @@ def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
         os.fsync(fh.fileno())
 
 
+#: Keys every stored row has (what resuming reads).
+_ROW_KEYS = frozenset({"group_id", "attempt", "group_size"})
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """Every readable row of the JSONL file ``path`` (a line cut by a kill is skipped)."""
     if not path.exists():
@@ -89,9 +93,11 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a write cut by a kill: its group is incomplete and will be re-run
+            if isinstance(row, dict) and _ROW_KEYS <= row.keys():
+                rows.append(row)  # anything else (a stray line, a row of another tool) is not a run of a group
     return rows
 
 
