@@ -3,6 +3,12 @@
 ``x ~ N(0, I_d)`` by default; optionally ``x ~ N(0, I_d + theta mu mu^T)`` with a unit spike direction ``mu``
 (Ba et al. 2023 take ``theta ~ d^beta``).  Labels are ``y = f*(x) + sigma eps`` with ``eps ~ N(0, 1)``.
 
+Under a spike the target is by default evaluated on the whitened latent (``DataConfig.spike_target``,
+:func:`target_inputs`): ``f*(x) = g(z)`` with ``z = (U Sigma U^T)^{-1/2} U x ~ N(0, I_r)`` for every ``theta``, so the
+target's law is that of the isotropic problem and only the input geometry changes -- Ba et al. (2023, "Learning in
+the presence of low-dimensional structure: a spiked random matrix perspective")'s ``f*(x) = g(<x, mu> /
+sqrt(1 + theta))`` when ``mu`` is the first row of ``U``.
+
 Splits are drawn from ``jax.random.fold_in(key, i)`` for split ``i`` (train 0, validation 1, test 2): each split is a
 deterministic function of the key and its own size, so enlarging the test set never changes the training data.
 
@@ -29,6 +35,7 @@ from reprjax import _validate
 from reprjax.targets import MultiIndexTarget
 
 SPIKE_DIRECTIONS = ("target", "random")
+SPIKE_TARGETS = ("normalised", "raw")
 
 
 @struct.dataclass
@@ -40,16 +47,24 @@ class DataConfig:
       spike: spike strength ``theta >= 0`` (0 = isotropic).
       spike_direction: ``"target"`` puts the spike on the first row of ``U`` (the setting of Ba et al. 2023, where
         the spike carries information about the target), ``"random"`` on a direction drawn from the key.
+      spike_target: what the target is evaluated on under a spike (static; no effect when ``spike = 0``).
+        ``"normalised"``: the whitened latent ``z = (U Sigma U^T)^{-1/2} U x ~ N(0, I_r)``, ``Sigma = I +
+        theta mu mu^T`` (Ba et al. 2023: the target's law is fixed, the input geometry changes).  ``"raw"``:
+        ``g(U x)`` on the spiked inputs, whose latent has covariance ``I + theta v v^T`` (``v = U mu``), so the
+        target's law changes with ``theta``: a degree-``k`` part along ``v`` is scaled by ``(1 + theta |v|^2)^(k/2)``,
+        so the degree-4 energy grows with ``theta`` (like ``theta^4`` for the spike on ``U[0]``).
     """
 
     noise: float = 0.0
     spike: float = 0.0
     spike_direction: str = struct.field(pytree_node=False, default="target")
+    spike_target: str = struct.field(pytree_node=False, default="normalised")
 
     def __post_init__(self) -> None:
         _validate.check_number("noise", self.noise, low=0.0)
         _validate.check_number("spike", self.spike, low=0.0)
         _validate.check_choice("spike_direction", self.spike_direction, SPIKE_DIRECTIONS)
+        _validate.check_choice("spike_target", self.spike_target, SPIKE_TARGETS)
 
 
 @struct.dataclass
@@ -156,6 +171,25 @@ def spike_vector(key: PRNGKeyArray, target: MultiIndexTarget, config: DataConfig
     return v / jnp.linalg.norm(v)
 
 
+def target_inputs(
+    x: Float[Array, "n d"], U: Float[Array, "r d"], spike: float | Float[Array, ""], mu: Float[Array, " d"]
+) -> Float[Array, "n d"]:
+    """``x'`` with ``U x' = (U Sigma U^T)^{-1/2} U x`` for ``Sigma = I + spike mu mu^T`` (``mu`` normalised inside).
+
+    With ``v = U mu`` and ``w = U^T v`` (``mu`` projected on ``span(U)``, ``|w| = |v|`` as ``U`` has orthonormal rows),
+    ``(U Sigma U^T)^{-1/2} = I - c v v^T / |v|^2`` with ``c = 1 - 1 / sqrt(1 + spike |v|^2)``, so
+    ``x' = x - c <w, x> w / |w|^2`` (``x`` itself when ``v = 0``).  A target ``g(U x)`` evaluated at ``x'`` is ``g(z)``
+    with ``z ~ N(0, I_r)`` whatever the spike; for ``mu = U[0]``, ``z_1 = <x, mu> / sqrt(1 + spike)`` (Ba et al.
+    2023).  For ``spike = 0`` (even traced) ``c = 0`` and ``x' = x`` exactly.
+    """
+    mu = mu / jnp.linalg.norm(mu)
+    w = (U @ mu) @ U
+    w2 = jnp.sum(w**2)
+    c = 1.0 - 1.0 / jnp.sqrt(1.0 + spike * w2)
+    coef = jnp.where(w2 > 0.0, c / jnp.where(w2 > 0.0, w2, 1.0), 0.0)
+    return x - (coef * (x @ w))[:, None] * w[None, :]
+
+
 def sample_dataset(
     key: PRNGKeyArray,
     target: MultiIndexTarget,
@@ -204,7 +238,8 @@ def sample_rows(
     # a concrete zero spike is exactly isotropic: skip the rank-one update
     isotropic = _validate.is_concrete(config.spike) and float(config.spike) == 0.0
     x = _inputs_rows(k_x, start, rows, target.d, config.spike, None if isotropic else mu)
-    f = target(x)
+    whiten = not isotropic and config.spike_target == "normalised"
+    f = target(target_inputs(x, target.U, config.spike, mu) if whiten else x)
     y = f + config.noise * normal_rows(k_eps, start, rows, 1)[:, 0]
     return Dataset(x=x, y=y, f=f)
 
