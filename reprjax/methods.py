@@ -37,7 +37,7 @@ from reprjax.targets import MultiIndexTarget
 Hyper = dict[str, Any]
 
 #: Hyper-parameters routed to the data config / network config rather than the method config.
-_DATA_KEYS = ("noise", "spike", "spike_direction")
+_DATA_KEYS = ("noise", "spike", "spike_direction", "spike_target")
 _NETWORK_KEYS = ("activation", "init", "output_scale", "init_bias_scale")
 
 

@@ -110,9 +110,14 @@ def test_bad_spike_target_raises_naming_the_field():
 def test_study_uses_the_normalised_target_by_default():
     assert spiked_covariance.Config().spike_target == "normalised" == data.DataConfig().spike_target
     assert "spike_target" not in dict(spiked_covariance.grid(spiked_covariance.Config()).hyper)
-    if spiked_covariance._routes_spike_target("algorithm1"):
-        grid = spiked_covariance.grid(spiked_covariance.Config(spike_target="raw"))
-        assert dict(grid.hyper)["spike_target"] == ("raw",)
-    else:  # reprjax.methods does not pass spike_target to DataConfig yet: refused before anything runs
-        with pytest.raises(ValueError, match="spike_target"):
-            spiked_covariance.Config(spike_target="raw")
+    grid = spiked_covariance.grid(spiked_covariance.Config(spike_target="raw"))
+    assert dict(grid.hyper)["spike_target"] == ("raw",)
+
+
+@pytest.mark.parametrize("method", spiked_covariance.Config().methods)
+def test_every_study_method_builds_its_data_config_with_the_spike_target(method):
+    """The registry routes ``spike_target`` into each method's DataConfig (not dropped, not a TypeError)."""
+    from reprjax.methods import METHODS
+    assert spiked_covariance._routes_spike_target(method)
+    config = METHODS[method].make_config(8, 64, 2, {"spike_target": "raw", "spike": 4.0})
+    assert config.data.spike_target == "raw" and config.data.spike == 4.0
