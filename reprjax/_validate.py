@@ -20,12 +20,13 @@ from reprjax._errors import ConfigError
 
 
 def is_concrete(value: Any) -> bool:
-    """True for Python numbers, numpy values and committed jax arrays; False for tracers and placeholders."""
+    """True for Python numbers, numpy values and jax arrays this process can read; False for tracers, placeholders
+    and arrays spread over other hosts (they are checked where they are built)."""
     if isinstance(value, jax.core.Tracer):
         return False
     if isinstance(value, (bool, int, float, np.number, np.ndarray)):
         return True
-    return isinstance(value, jax.Array)
+    return isinstance(value, jax.Array) and value.is_fully_addressable
 
 
 def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
@@ -206,6 +207,10 @@ def check_stage_sizes(n: int, val_fraction: float, split_fraction: float | None,
     n_val, n1, n2 = stage_sizes(n, val_fraction, split_fraction)
     if n - n_val < 1:
         raise ValueError(f"val_fraction = {val_fraction} leaves no training samples out of {name} = {n}")
+    if split_fraction is not None and n - n_val < 2:
+        raise ValueError(f"split_fraction = {split_fraction} needs at least 2 training samples for its two stages, "
+                         f"{name} = {n} leaves {n - n_val} after validation: a larger {name} or a smaller "
+                         f"val_fraction")
     if n1 < 1 or n2 < 1:
         raise ValueError(f"split_fraction = {split_fraction} leaves stage 1 {n1} and stage 2 {n2} samples out of "
                          f"{n - n_val} training samples ({name} = {n}); each stage needs at least 1: choose "

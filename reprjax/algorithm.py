@@ -1,6 +1,7 @@
 """Algorithm 1 of Damian, Lee & Soltanolkotabi (2022) end to end, as pure functions (docs/setting.md, "Algorithm 1").
 
-0. Label pre-processing: ``alpha = mean(y)``, ``beta = mean(y x)`` on the stage-1 samples, ``y <- y - alpha - <beta, x>``;
+0. Label pre-processing: ``alpha = mean(y)``, ``beta = mean(y x)`` on the stage-1 samples,
+   ``y <- y - alpha - <beta, x>``;
    the final predictor adds ``alpha + <beta, x>`` back.
 1. One first-layer step with weight decay ``lambda_1``:
    ``W_1 = W_0 - eta_1 (grad_W L(theta_0) + lambda_1 W_0)``, ``L = (1/n) sum_i (f(x_i) - y_i)^2`` differentiated by
@@ -27,6 +28,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 from jaxtyping import Array, Float, PRNGKeyArray
 
@@ -129,14 +131,9 @@ class Algorithm1Config:
         _validate.check_choice("samples", self.samples, SAMPLES)
         _validate.check_int("gd_steps", self.gd_steps, low=1)
         _validate.check_number("val_fraction", self.val_fraction, low=0.0, high=1.0, low_open=True)
-        n_val = max(1, round(self.val_fraction * n))
-        if n - n_val < 1:
-            raise ValueError(f"val_fraction = {self.val_fraction} leaves no training samples out of n = {n}")
         if self.split_fraction is not None:
             _validate.check_number("split_fraction", self.split_fraction, low=0.0, high=1.0, low_open=True)
-            if n - n_val < 2 or self.split_fraction >= 1.0:
-                raise ValueError(f"split_fraction must leave samples for both stages: split_fraction in (0, 1) and "
-                                 f"at least 2 training samples, got {self.split_fraction} with n = {n}")
+        _validate.check_stage_sizes(n, self.val_fraction, self.split_fraction)
         _validate.check_int("n_test", self.n_test, low=1)
         _validate.check_int("test_chunk", self.test_chunk, low=1)
         _validate.check_int("chunk", self.chunk, low=1)
@@ -144,7 +141,10 @@ class Algorithm1Config:
         _validate.check_choice("form", self.form, ("auto", "primal", "dual"))
         _validate.check_choice("precision", self.precision, ridge.PRECISIONS)
         if self.n_active is not None:
-            _validate.check_number("n_active", self.n_active, low=2, high=n)
+            _validate.check_count("n_active", self.n_active, low=2, high=n)
+            if _validate.is_concrete(self.n_active):  # the roles are computed from the count in use
+                for n_act in {int(v) for v in np.ravel(np.asarray(self.n_active))}:
+                    _validate.check_stage_sizes(n_act, self.val_fraction, self.split_fraction, name="n_active")
 
     def eta(self, d: int) -> Float[Array, ""] | float:
         """``eta_1 = eta_scale * sqrt(d) / a_scale``."""

@@ -93,7 +93,10 @@ def error_curves(df: pd.DataFrame, metric: str = "test_nmse", by: Sequence[str] 
     out = grouped.agg(["mean", "std", "count"]).reset_index()
     out["sem"] = out["std"] / np.sqrt(out["count"].clip(lower=1))
     extra = good[dupes].groupby(keys, dropna=False).size().rename("duplicates").reset_index() if dupes.any() else None
-    out["duplicates"] = 0 if extra is None else out.merge(extra, on=keys, how="left")["duplicates"].fillna(0).astype(int)
+    if extra is None:
+        out["duplicates"] = 0
+    else:
+        out["duplicates"] = out.merge(extra, on=keys, how="left")["duplicates"].fillna(0).astype(int)
     return out
 
 
@@ -151,7 +154,8 @@ class Crossing(NamedTuple):
 
     @property
     def text(self) -> str:
-        return {"": f"{self.n_star:.4g}", "below": f"<= {self.bound:.4g}", "above": f"> {self.bound:.4g}"}[self.censored]
+        texts = {"": f"{self.n_star:.4g}", "below": f"<= {self.bound:.4g}", "above": f"> {self.bound:.4g}"}
+        return texts[self.censored]
 
 
 def crossing(ns: np.ndarray, errors: np.ndarray, threshold: float) -> Crossing:

@@ -1,8 +1,8 @@
 """Kernel-regime baselines with the call shape of Algorithm 1: ``(key, target, config) -> Metrics``.
 
-docs/setting.md, "What the paper proves": every rotation-invariant kernel, the NTK of the same network included, needs ``n ~ d^p``
-samples for a degree-p target.  These baselines fit kernel ridge regression on the very samples Algorithm 1 sees
-(the same streams of ``key``: same data, same validation split, same network initialisation, same test samples):
+docs/setting.md, "What the paper proves": every rotation-invariant kernel, the NTK of the same network included, needs
+``n ~ d^p`` samples for a degree-p target.  These baselines fit kernel ridge regression on the very samples Algorithm 1
+sees (the same streams of ``key``: same data, same validation split, same network initialisation, same test samples):
 
 * :func:`ntk_empirical`: the empirical NTK of the network at its symmetric initialisation
   (:func:`reprjax.kernels.entk_two_layer`, all parameters by default);
@@ -33,7 +33,8 @@ from reprjax.second_layer import HeadFit
 from reprjax.targets import MultiIndexTarget
 
 #: Relative ridge strengths for kernels (multiples of tr(K)/n).  1e-6 is on the grid because the validation error of
-#: the infinite NTK with bias still falls from 1e-5 to 1e-6 at d = 8 (docs/kernels_at_scale.md, "Kernel ridge strengths").
+#: the infinite NTK with bias still falls from 1e-5 to 1e-6 at d = 8 (docs/kernels_at_scale.md, "Kernel ridge
+#: strengths").
 KERNEL_LAMBDAS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 #: Kernel ridge solvers: ``exact`` factorises the ``n x n`` kernel (:func:`reprjax.ridge.kernel_ridge_path`),

@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from reprjax.sweep import release_programs
+
 # ------------------------------------------------------------------------------------------------ measurement
 
 
@@ -182,6 +184,7 @@ def main(argv: list[str] | None, registry: dict[str, Benchmark], prog: str = "re
     for name in args.only or list(registry):
         print(f"[{name}] ...", flush=True)
         rows.extend(registry[name](roofline=roofline, quick=args.quick, repeats=args.repeats))
+        release_programs()  # each benchmark's compiled code freed (docs/measurements.md, memory-map limit)
     print_table(rows, roofline)
     roofline_end = matmul_roofline(size=roofline["size"], repeats=max(args.repeats, 5))
     drift = abs(roofline_end["gflops"] / roofline["gflops"] - 1.0)

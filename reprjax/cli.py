@@ -1,4 +1,5 @@
-"""The ``reprjax`` command line: parses arguments and calls the library (docs/architecture.md: the face only parses and calls).
+"""The ``reprjax`` command line: parses arguments and calls the library (docs/architecture.md: the face only parses and
+calls).
 
     reprjax demo                       a small sample-complexity study (network vs eNTK): table + PNG, < 3 min on CPU
     reprjax run EXPERIMENT [options]   run an experiment's sweep (resumable), print its report, write its plots

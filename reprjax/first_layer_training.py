@@ -1,7 +1,7 @@
 """First-layer training over ``T`` steps as one ``lax.scan``, then the second layer by ridge as in Algorithm 1.
 
-Beyond the paper's single step (docs/setting.md, "Algorithm 1"), three protocols of the literature, all on the square loss
-``L = (1/b) sum_i (f(x_i) - y_i)^2`` of Algorithm 1's pre-processed labels, with the output weights ``a`` frozen at
+Beyond the paper's single step (docs/setting.md, "Algorithm 1"), three protocols of the literature, all on the square
+loss ``L = (1/b) sum_i (f(x_i) - y_i)^2`` of Algorithm 1's pre-processed labels, with the output weights ``a`` frozen at
 their symmetric initialisation while the first layer trains:
 
 * ``mode="reuse"``: full-batch GD, the same ``n_fit`` samples at every step (Dandi et al. 2024, "The benefits of

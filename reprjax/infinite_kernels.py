@@ -70,7 +70,8 @@ def relu_nngp(
 
     ``sqrt(s11 s22) (sin theta + (pi - theta) cos theta) / (2 pi)`` with ``s_ij = x_i.x_j / d + bias_var`` and
     ``cos theta = s12 / sqrt(s11 s22)`` (Cho & Saul 2009).  The random-features / a-part kernel of docs/setting.md,
-    "What the paper proves".  ``rho`` is clipped into ``[-1, 1]`` and ``theta = 0, pi`` are handled without NaN values or grads.
+    "What the paper proves".  ``rho`` is clipped into ``[-1, 1]`` and ``theta = 0, pi`` are handled without NaN values
+    or grads.
     Precision: float32 rounding of ``rho`` limits ``theta`` near 0 and pi to about ``sqrt(2 eps) ~ 5e-4`` for
     distinct (anti)parallel inputs (a copy of ``x1`` passed as ``x2``); the diagonal of a symmetric call is exact.
 
@@ -90,9 +91,9 @@ def relu_step_kernel(
     x1: Float[Array, "n1 d"], x2: Float[Array, "n2 d"] | None = None, bias_var: float = 0.0
 ) -> Float[Array, "n1 n2"]:
     """Arc-cosine kernel of order 0: ``E[1{u >= 0} 1{v >= 0}] = (pi - theta) / (2 pi)`` for the pre-activations
-    ``u = w.x1 + b``, ``v = w.x2 + b`` of :func:`relu_nngp` (docs/setting.md, "What the paper proves").  A zero pre-activation counts
-    as firing (``1{0 >= 0} = 1``, as in ``activation_derivative("relu")``).  Same precision note as
-    :func:`relu_nngp` (here an error of up to ~1e-4 near ``theta = 0, pi`` off the symmetric diagonal).
+    ``u = w.x1 + b``, ``v = w.x2 + b`` of :func:`relu_nngp` (docs/setting.md, "What the paper proves").  A zero
+    pre-activation counts as firing (``1{0 >= 0} = 1``, as in ``activation_derivative("relu")``).  Same precision note
+    as :func:`relu_nngp` (here an error of up to ~1e-4 near ``theta = 0, pi`` off the symmetric diagonal).
 
     Args:
       x1: ``(n1, d)`` inputs.

@@ -1,7 +1,7 @@
 """Neural tangent kernels of the two-layer network: empirical (closed form and generic) and infinite width.
 
-docs/setting.md, "What the paper proves": kernel methods, the NTK of this very network included, need ``n ~ d^p`` samples for a degree-p
-target.  This module builds those kernels.
+docs/setting.md, "What the paper proves": kernel methods, the NTK of this very network included, need ``n ~ d^p``
+samples for a degree-p target.  This module builds those kernels.
 
 * :func:`entk_two_layer`: the empirical NTK of ``f(x) = sum_j a_j act(<w_j, x> + b_j)`` in closed form.  With
   ``Z = x W^T + b``, ``D = act'(Z)``, ``Phi = act(Z)`` and ``G = D1 diag(a^2) D2^T``,
@@ -163,10 +163,11 @@ def entk_two_layer(
 ) -> Float[Array, "n1 n2"]:
     """Empirical NTK ``sum_theta df(x1)/dtheta df(x2)/dtheta`` of the two-layer network, in closed form.
 
-    docs/setting.md, "What the paper proves" (the NTK baseline); the module docstring gives the formula.  Hidden units are folded in
-    blocks of ``block_size`` by ``lax.scan`` (two matmuls per block), memory ``O(n1 n2 + (n1 + n2) block_size)``.
-    When ``x2`` is ``None`` or ``x1`` itself, only the upper block triangle (strips of ``row_block_size`` rows)
-    is computed and mirrored.  ReLU uses ``act'(z) = 1{z >= 0}`` (:func:`reprjax.network.activation_derivative`).
+    docs/setting.md, "What the paper proves" (the NTK baseline); the module docstring gives the formula.  Hidden units
+    are folded in blocks of ``block_size`` by ``lax.scan`` (two matmuls per block), memory ``O(n1 n2 + (n1 + n2)
+    block_size)``.  When ``x2`` is ``None`` or ``x1`` itself, only the upper block triangle (strips of
+    ``row_block_size`` rows) is computed and mirrored.  ReLU uses ``act'(z) = 1{z >= 0}``
+    (:func:`reprjax.network.activation_derivative`).
 
     Args:
       params: the network (``a (m,)``, ``W (m, d)``, ``b (m,)``).
@@ -274,10 +275,10 @@ def entk(
 
     docs/setting.md, "What the paper proves" (the NTK baseline), for networks without a closed form and to check
     :func:`entk_two_layer`.  Per-sample gradients (``vmap`` of ``grad``: measured far faster than ``jacrev`` of the
-    batch, docs/measurements.md "Empirical NTK blocks"; NTK-vector products cost more FLOPs for MLPs) of ``block_size`` rows
-    at a time are contracted leaf by leaf over column chunks, so memory is ``O(n1 n2 + block_size * P)`` for ``P``
-    parameters.  ``apply_fn`` must treat rows
-    independently; it is a static argument of ``jit`` (pass the same function object to avoid recompiling).
+    batch, docs/measurements.md "Empirical NTK blocks"; NTK-vector products cost more FLOPs for MLPs) of ``block_size``
+    rows at a time are contracted leaf by leaf over column chunks, so memory is ``O(n1 n2 + block_size * P)`` for ``P``
+    parameters.  ``apply_fn`` must treat rows independently; it is a static argument of ``jit`` (pass the same function
+    object to avoid recompiling).
 
     Args:
       apply_fn: ``(params, x (n, ...)) -> (n,)``.

@@ -6,11 +6,11 @@ polynomials: the catalogue holds ``tanh``, ``relu`` and ``erf`` single-index lin
 product of normalised Hermite terms.
 
 Hermite coefficients ``c_alpha = E[g(z) h_alpha(z)]``, ``E[g^2]``, ``H = E[hess g]`` (from the degree-2
-coefficients, docs/setting.md "Inputs, targets and labels") and the information exponent come from a tensor Gauss-Hermite rule
-(:func:`reprjax.hermite.gauss_hermite_rule`) evaluated in float64.  The order is chosen by doubling (25, 50, 100
-points per coordinate) until two successive orders agree to ``tol``; the last change is reported as the error
-estimate.  Smooth links converge geometrically; links with a kink or a jump at 0 (``relu``, ``sign3``) converge like
-``1 / order``, so their reported error stays near ``1e-3`` at order 100 (measured: 3.4e-3 on ``E[sign(z) z]``).
+coefficients, docs/setting.md "Inputs, targets and labels") and the information exponent come from a tensor
+Gauss-Hermite rule (:func:`reprjax.hermite.gauss_hermite_rule`) evaluated in float64.  The order is chosen by doubling
+(25, 50, 100 points per coordinate) until two successive orders agree to ``tol``; the last change is reported as the
+error estimate.  Smooth links converge geometrically; links with a kink or a jump at 0 (``relu``, ``sign3``) converge
+like ``1 / order``, so their reported error stays near ``1e-3`` at order 100 (measured: 3.4e-3 on ``E[sign(z) z]``).
 The contraction uses the grid's tensor structure: ``order^r`` link values, one ``order x (K + 1)`` matrix per axis.
 """
 

@@ -1,8 +1,9 @@
 """The two-layer network ``f(x) = sum_j a_j act(<w_j, x> + b_j)`` and its symmetric initialisation.
 
-docs/setting.md, "The network": neurons come in pairs with equal ``(w_j, b_j)`` and opposite ``a_j``, so ``f(x; theta_0) = 0``
-for every ``x``.  Defaults are the paper's: ``a_j = +-1`` (no width normalisation), ``w_j ~ N(0, I_d / d)``,
-``b = 0``.  Options: rows uniform on the unit sphere, output weights ``+-1/sqrt(m)`` or ``+-1/m``, Gaussian biases.
+docs/setting.md, "The network": neurons come in pairs with equal ``(w_j, b_j)`` and opposite ``a_j``, so
+``f(x; theta_0) = 0`` for every ``x``.  Defaults are the paper's: ``a_j = +-1`` (no width normalisation),
+``w_j ~ N(0, I_d / d)``, ``b = 0``.  Options: rows uniform on the unit sphere, output weights ``+-1/sqrt(m)`` or
+``+-1/m``, Gaussian biases.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ degree-``k`` eigenvalues of a rotation-invariant kernel fall like ``d^-k``, so a
 target the kernel study is about.  Here the kernel blocks are evaluated in ``kernel_dtype`` (float32 by default: the
 kernel values carry ~1e-7 relative error, well above what the degree-4 directions need only after squaring), and
 ``H``, ``b`` and the solve are float64, inside a scoped ``jax.enable_x64`` (predictions are float32,
-:func:`predict`).  The centres are the first ``M`` fitting samples, a uniform random subset (the samples are i.i.d.), which also keeps the
-sample-mask prefix property: a masked run with ``n_active >= M`` uses the same centres.
+:func:`predict`).  The centres are the first ``M`` fitting samples, a uniform random subset (the samples are i.i.d.),
+which also keeps the sample-mask prefix property: a masked run with ``n_active >= M`` uses the same centres.
 
 Not done here: falkon's preconditioned conjugate gradient (Rudi, Carratino & Rosasco 2017) would replace the
 ``2 n M^2`` accumulation of ``H`` by ``O(n M)`` per iteration, at one iterative solve per strength and with float64
@@ -131,9 +131,9 @@ def solve_path(
     ``L (A + s I) L^T alpha = b``: one Cholesky of ``A + s I`` per shift (well conditioned for ``s > 0``, unlike
     ``H + s K_MM``), as in falkon (Rudi, Carratino & Rosasco 2017).  ``minimum_norm=True`` takes one
     eigendecomposition of ``A`` instead and the minimum-norm ``beta = L^T alpha``; the same path is the fallback
-    when a shift is too small for the conditioning of ``A`` and a Cholesky fails (under ``vmap`` both paths run).  Cost ``M^3 / 3``
-    per shift plus ``2 M^3`` (eigh: ``9 M^3``, measured ~30x a matmul of the same size on 2 CPU cores).  Call inside
-    ``jax.enable_x64(True)``.
+    when a shift is too small for the conditioning of ``A`` and a Cholesky fails (under ``vmap`` both paths run).  Cost
+    ``M^3 / 3`` per shift plus ``2 M^3`` (eigh: ``9 M^3``, measured ~30x a matmul of the same size on 2 CPU cores).
+    Call inside ``jax.enable_x64(True)``.
     """
     m = kmm.shape[0]
     kmm = 0.5 * (kmm + kmm.T)

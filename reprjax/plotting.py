@@ -25,7 +25,8 @@ from reprjax.analysis import error_curves  # noqa: E402
 FORMATS = ("png", "pdf")
 
 LABELS = {"algorithm1": "Algorithm 1 (one step)", "entk": "empirical NTK ridge", "ntk_infinite": "infinite NTK ridge",
-          "nngp_infinite": "infinite NNGP ridge", "random_features": "random features", "multistep": "multi-step GD", "transfer": "transferred head",
+          "nngp_infinite": "infinite NNGP ridge", "random_features": "random features", "multistep": "multi-step GD",
+          "transfer": "transferred head",
           "one_step": "one step (with spectrum)", "gd_reuse": "GD reusing a batch", "gd_fresh": "GD, fresh batches",
           "online_sgd": "online SGD"}
 

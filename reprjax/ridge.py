@@ -284,8 +284,9 @@ def kernel_ridge_path(
 ) -> RidgePath:
     """Kernel ridge ``alpha(lam) = (W K W + n lam I)^{-1} W y`` for a grid of relative strengths.
 
-    ``sample_weight`` is a 0/1 mask (general weights are not supported in dual form).  With a mask the masked samples get ``alpha_i = 0`` and do not influence the others.  Predictions at new
-    points are ``K(x, X) @ coef.T`` (shape ``(n_new, L)``).
+    ``sample_weight`` is a 0/1 mask (general weights are not supported in dual form).  With a mask the masked samples
+    get ``alpha_i = 0`` and do not influence the others.  Predictions at new points are ``K(x, X) @ coef.T`` (shape
+    ``(n_new, L)``).
     """
     if K.ndim != 2 or K.shape[0] != K.shape[1]:
         raise ValueError(f"K must be a square (n, n) matrix, got shape {K.shape}")

@@ -399,11 +399,3 @@ def transfer_pair(key: PRNGKeyArray, d: int, r: int = 2, p: int = 4) -> tuple[Mu
     head = transfer_head(r, p)
     return source, source.with_head(tuple(head), jnp.asarray(list(head.values()), jnp.float32))
 
-
-CATALOGUE = {
-    "single_index": single_index,
-    "paper": paper_target,
-    "giant_step": giant_step,
-    "staircase": staircase,
-    "random_polynomial": random_polynomial,
-}

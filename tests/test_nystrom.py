@@ -71,8 +71,8 @@ def test_solve_path_solves_the_regularised_normal_equations(log_shift, seed):
 
 def test_float64_normal_equations_keep_directions_that_float32_loses():
     """The Nystrom normal equations square the condition number: a kernel direction 1e-4 below the top (within
-    float32 resolution of the kernel values) has eigenvalue 1e-8 in H, under float32 resolution.  The solver (float64 H, float64 solve) still fits it; the same
-    algebra in float32 does not."""
+    float32 resolution of the kernel values) has eigenvalue 1e-8 in H, under float32 resolution.  The solver (float64 H,
+    float64 solve) still fits it; the same algebra in float32 does not."""
     n, p = 4096, 6
     scales = jnp.logspace(0, -2, p)  # kernel eigenvalues from 1 to 1e-4
     x = jax.random.normal(jax.random.key(0), (n, p))

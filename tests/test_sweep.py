@@ -242,3 +242,69 @@ def test_stray_lines_in_results_are_skipped_not_fatal(tmp_path):
     assert store.read_rows(tmp_path / store.RESULTS_FILE) == [good]
     assert store.finished_groups(tmp_path) == {"g"}
     assert len(store.load_results(tmp_path)) == 1
+
+
+def _maps() -> int:
+    with open("/proc/self/maps") as f:
+        return sum(1 for _ in f)
+
+
+def test_program_cache_keeps_the_most_recent_programs_and_frees_the_dropped_ones():
+    """Bounded cache: the least recently used program is dropped (its compiled code freed), a re-used one is kept,
+    a dropped one called again counts as a new compilation."""
+    import gc
+
+    import jax
+    import jax.numpy as jnp
+
+    def build(i):
+        def f(a):
+            for _ in range(20):
+                a = jnp.tanh(a * 1.01 + i) + jnp.sin(a).sum(0)
+            return a
+        return jax.jit(f)
+
+    with pytest.raises(ValueError, match="max_programs"):
+        sweep.ProgramCache(0)
+    cache = sweep.ProgramCache(max_programs=3)
+    x = jnp.ones((32, 16))
+    for i in range(3):
+        cache.get(("p", i), lambda i=i: build(i))(x)
+    cache.get(("p", 0), lambda: build(0))(x)  # 0 is now the most recent: 1 is the oldest
+    assert cache.compiled == 3 and len(cache) == 3
+    cache.get(("p", 3), lambda: build(3))(x)
+    assert len(cache) == 3 and cache.compiled == 4
+    rebuilt = []
+    cache.get(("p", 0), lambda: rebuilt.append(0) or build(0))(x)
+    assert not rebuilt and cache.compiled == 4  # kept
+    cache.get(("p", 1), lambda: rebuilt.append(1) or build(1))(x)
+    assert rebuilt == [1] and cache.compiled == 5  # dropped, built and compiled again
+    if os.path.exists("/proc/self/maps"):  # Linux: the compiled code of dropped programs is unmapped
+        gc.collect()
+        start = _maps()
+        held = [build(i) for i in range(100, 130)]
+        for program in held:
+            program(x)
+        held_growth = _maps() - start
+        del held, program
+        sweep.release_programs()
+        start = _maps()
+        for i in range(10, 40):
+            cache.get(("p", i), lambda i=i: build(i))(x)
+        gc.collect()
+        assert _maps() - start < held_growth / 3
+    cache.clear()
+    assert len(cache) == 0
+
+
+def test_grid_refuses_per_method_entries_for_methods_it_does_not_run():
+    """A cap or an extra hyper-parameter for a method the grid does not run is a typo (a cap silently ignored could
+    start an O(n^3) kernel job): refused, naming the field and the method."""
+    base = dict(methods=("algorithm1",), dims=(6,), n=(64,), widths=(16,), seeds=1)
+    with pytest.raises(ValueError, match="method_n_max names 'entk'.*algorithm1"):
+        sweep.Grid(**base, method_n_max=(("entk", 512),)).runs()
+    with pytest.raises(ValueError, match="method_hyper names 'ntk_infinite'"):
+        sweep.Grid(**base, method_hyper=(("ntk_infinite", (("exact_n_max", 8),)),)).runs()
+    with pytest.raises(ValueError, match="method_n_max for 'algorithm1'"):
+        sweep.Grid(**base, method_n_max=(("algorithm1", 0),)).runs()
+    assert len(sweep.Grid(**base, method_n_max=(("algorithm1", 64),)).runs()) == 1

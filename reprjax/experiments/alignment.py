@@ -1,4 +1,5 @@
-"""Alignment (docs/setting.md, "What the paper proves", experiment 3): the share of ``W_1`` in ``span(U)`` against ``n / d^2``.
+"""Alignment (docs/setting.md, "What the paper proves", experiment 3): the share of ``W_1`` in ``span(U)`` against
+``n / d^2``.
 
 One first-layer step concentrates the first layer in ``span(U)``; the alignment ``||W_1 U^T||^2 / ||W_1||^2`` starts
 near ``r/d`` and rises towards 1, at a rate set by ``n / d^2`` (curves for different ``d`` collapse when plotted
@@ -13,8 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from reprjax import plotting, sweep
-from reprjax import analysis
+from reprjax import analysis, plotting, sweep
 from reprjax.experiments import base
 
 NAME = "alignment"

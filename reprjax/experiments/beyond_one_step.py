@@ -32,9 +32,9 @@ import jax
 import numpy as np
 import pandas as pd
 
-from reprjax import link_targets, multistep_methods, plot_dynamics, plotting, sweep
-from reprjax import analysis
+from reprjax import analysis, link_targets, multistep_methods, plot_dynamics, plotting, sweep
 from reprjax.experiments import base
+from reprjax.methods import METHODS
 
 NAME = "beyond-one-step"
 
@@ -106,8 +106,11 @@ class Config:
         bad = [t for t in self.targets if t not in TARGETS]
         if bad or not self.targets:
             raise ValueError(f"targets must be a non-empty subset of {sorted(TARGETS)}, got {list(self.targets)}")
-        if not self.methods:
-            raise ValueError("methods must be a non-empty list of registered method names")
+        base.check_ints(self)
+        allowed = sorted(set(METHODS) - {"transfer"})  # the transfer head needs the transfer pair target
+        bad = [m for m in self.methods if m not in allowed]
+        if bad or not self.methods:
+            raise ValueError(f"methods must be a non-empty subset of {allowed}, got {list(self.methods)}")
         if not self.power > 0:
             raise ValueError(f"power must be > 0, got {self.power}")
         if not self.n_multiples or any(c <= 0 for c in self.n_multiples):
@@ -176,8 +179,8 @@ def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:
     summary = summarise(df, config)
     for label, sub in df.groupby("target"):
         name = _study_name(config, label)
-        out += plotting.error_vs_n(outcomes_dropped(sub), Path(out_dir) / f"error_vs_n_{name}", threshold=summary[name]["threshold"],
-                                   title=name)
+        out += plotting.error_vs_n(outcomes_dropped(sub), Path(out_dir) / f"error_vs_n_{name}",
+                                   threshold=summary[name]["threshold"], title=name)
         if "energy_perp" in sub.columns:
             out += plot_dynamics.energy_vs_n(sub[sub["energy_perp"].notna()], Path(out_dir) / f"energy_{name}",
                                              title=name)

@@ -1,5 +1,5 @@
-"""Information exponent (docs/setting.md, "What the paper proves", experiment 4): one-step success against the target's information
-exponent, with and without label pre-processing.
+"""Information exponent (docs/setting.md, "What the paper proves", experiment 4): one-step success against the target's
+information exponent, with and without label pre-processing.
 
 Targets: the single-index ``h_k(<u, x>)`` for each ``k`` in ``exponents`` (information exponent ``k``) and the
 paper target (exponent 2).  One step at ``n = n_over_d2 * d^2`` finds ``span(U)`` only through the degree-2 part
@@ -16,8 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from reprjax import plotting, sweep
-from reprjax import analysis
+from reprjax import analysis, plotting, sweep
 from reprjax.experiments import base
 from reprjax.hermite import MAX_DEGREE
 

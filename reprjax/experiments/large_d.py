@@ -16,8 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from reprjax import plotting, sweep
-from reprjax import analysis
+from reprjax import analysis, plotting, sweep
 from reprjax.experiments import base
 
 NAME = "large-d"

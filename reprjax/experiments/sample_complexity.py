@@ -1,14 +1,16 @@
 """Sample complexity (docs/setting.md, "What the paper proves", experiment 1): test error against ``n`` for each
-``d`` and method, ``n*(d)`` at an error threshold, and the exponent of ``n*`` against ``d`` with a bootstrap interval over seeds.
+``d`` and method, ``n*(d)`` at an error threshold, and the exponent of ``n*`` against ``d`` with a bootstrap interval
+over seeds.
 
 The paper's prediction: Algorithm 1 needs ``n ~ d^2`` (exponent about 2 or lower), kernels ``n ~ d^p`` (exponent
 about ``p``).  Default threshold 0.25: half the error left by a fit of the degree-2 part alone (the paper target keeps
 half its variance in degree ``p``), so crossing it means most of the degree-p part was learned.  Kernel methods may
 use their own ``kernel_threshold`` (their curves leave the degree-2 plateau slowly, :mod:`reprjax.kernel_theory`);
 they solve exactly up to ``exact_n_max`` fitting samples and by Nystrom with ``centres`` centres beyond
-(:mod:`reprjax.nystrom`; ``None``: the rule :func:`reprjax.baselines.auto_centres`, which grows with ``d``), up to ``kernel_n_max`` samples.  ``kernel_bias_scale``: the kernels' bias variance is its
-square (with zero bias the ReLU NTK is positively homogeneous in ``|x|`` and cannot fit the radial part of ``h_2``;
-docs/kernels_at_scale.md, "Kernel bias").  The preset ``examples/kernel_exponent.toml`` measures both exponents.
+(:mod:`reprjax.nystrom`; ``None``: the rule :func:`reprjax.baselines.auto_centres`, which grows with ``d``), up to
+``kernel_n_max`` samples.  ``kernel_bias_scale``: the kernels' bias variance is its square (with zero bias the ReLU NTK
+is positively homogeneous in ``|x|`` and cannot fit the radial part of ``h_2``; docs/kernels_at_scale.md, "Kernel
+bias").  The preset ``examples/kernel_exponent.toml`` measures both exponents.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from typing import Any
 import jax
 import pandas as pd
 
-from reprjax import kernel_theory, plotting, plotting_kernels, sweep, targets
-from reprjax import analysis
+from reprjax import analysis, kernel_theory, plotting, plotting_kernels, sweep, targets
 from reprjax.experiments import base
 from reprjax.methods import METHODS, kernel_methods
 

@@ -22,8 +22,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from reprjax import plotting, sweep
-from reprjax import analysis
+from reprjax import analysis, plotting, sweep
 from reprjax.experiments import base
 from reprjax.data import SPIKE_TARGETS, DataConfig
 from reprjax.methods import METHODS

@@ -1,5 +1,5 @@
-"""Transfer (docs/setting.md, "What the paper proves", experiment 2): ``n*_target`` against ``d`` for a transferred head, training from
-scratch, and a kernel.
+"""Transfer (docs/setting.md, "What the paper proves", experiment 2): ``n*_target`` against ``d`` for a transferred
+head, training from scratch, and a kernel.
 
 For each ``d``: ``W_1`` is learned by Algorithm 1 on ``source_n_over_d2 * d^2`` samples of the source head
 ``g(Ux)`` (the paper target); then only the second layer is refit on ``N`` samples of the target head ``g'(Ux)``
@@ -16,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from reprjax import plotting, sweep
-from reprjax import analysis
+from reprjax import analysis, plotting, sweep
 from reprjax.experiments import base
+from reprjax.methods import kernel_methods
 
 NAME = "transfer"
 _METHOD_OF = {"transfer": "transfer", "scratch": "algorithm1", "entk": "entk", "random_features": "random_features",
@@ -67,8 +67,8 @@ def grid(config: Config) -> sweep.Grid:
         widths=(config.width,),
         hyper=(("n_test", (config.n_test,)),),
         seeds=config.seeds,
-        method_hyper=(("transfer", (("source_n_over_d2", config.source_n_over_d2),)),),
-        method_n_max=tuple((m, config.kernel_n_max) for m in methods if m in ("entk", "ntk_infinite")),
+        method_hyper=(("transfer", (("source_n_over_d2", config.source_n_over_d2),)),) if "transfer" in methods else (),
+        method_n_max=tuple((m, config.kernel_n_max) for m in methods if m in kernel_methods()),
     )
 
 
@@ -99,6 +99,6 @@ def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:
     out = plotting.transfer_curves(df, Path(out_dir) / "transfer_error_vs_N", threshold=config.threshold)
     n_star = summary["n_star"]
     # n* <= N_min is not "not reached": drawn neither as a point nor as an open marker (named in the report)
-    out += plotting.n_star_vs_d(n_star[n_star["censored"] != "below"], Path(out_dir) / "transfer_n_star_vs_d", config.p, exps,
-                                title="samples on the new head")
+    out += plotting.n_star_vs_d(n_star[n_star["censored"] != "below"], Path(out_dir) / "transfer_n_star_vs_d",
+                                config.p, exps, title="samples on the new head")
     return out

@@ -24,6 +24,7 @@ from reprjax.sweep.execution import (
     ProgramCache,
     backend_compiles,
     make_executor,
+    release_programs,
     sharded_program,
 )
 from reprjax.sweep.grid import TARGETS, Grid, Group, TargetSpec, declared_hyper, make_groups
@@ -68,5 +69,6 @@ __all__ = [
     "run_group",
     "run_sweep",
     "seed_keys",
+    "release_programs",
     "sharded_program",
 ]

@@ -19,7 +19,9 @@ global devices, inputs are built with ``jax.make_array_from_callback`` and the o
 from __future__ import annotations
 
 import functools
+import gc
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -74,21 +76,44 @@ class ProgramCache:
     """The one cache of jitted programs: one per (method, target, d, path, devices), shared by every sweep of the
     process, so that a second sweep of the same grid reuses the compilations of the first.
 
-    ``compiled`` counts the distinct input signatures the programs were called with: each is one compilation.
+    It keeps the ``max_programs`` most recently used programs and drops older ones (their compiled code is freed):
+    every compiled XLA CPU kernel holds its own memory maps, about 420 for an Algorithm 1 run, and a process that
+    keeps every program ever compiled reaches the kernel's ``vm.max_map_count`` (65,530 by default) and crashes
+    inside the compiler (docs/measurements.md, "Compiled programs and the memory-map limit").
+
+    ``compiled`` counts the distinct input signatures the programs were called with: each is one compilation (a
+    dropped program called again compiles again and counts again).
     """
 
-    def __init__(self) -> None:
-        self._programs: dict[tuple[Any, ...], Callable[..., Any]] = {}
+    def __init__(self, max_programs: int = 32) -> None:
+        if max_programs < 1:
+            raise ValueError(f"max_programs must be >= 1, got {max_programs}")
+        self.max_programs = max_programs
+        self._programs: OrderedDict[tuple[Any, ...], Callable[..., Any]] = OrderedDict()
         self._seen: set[tuple[Any, ...]] = set()
         self._lock = threading.Lock()
         self.compiled = 0
 
+    def __len__(self) -> int:
+        return len(self._programs)
+
     def get(self, key: tuple[Any, ...], build: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
         """The program stored under ``key`` (built by ``build()`` the first time), counting new signatures."""
         with self._lock:
-            if key not in self._programs:
-                self._programs[key] = self._counting(key, build())
-            return self._programs[key]
+            if key in self._programs:
+                self._programs.move_to_end(key)
+                return self._programs[key]
+            program = self._programs[key] = self._counting(key, build())
+            while len(self._programs) > self.max_programs:
+                dropped, _ = self._programs.popitem(last=False)
+                self._seen = {sig for sig in self._seen if sig[0] != dropped}
+            return program
+
+    def clear(self) -> None:
+        """Drop every program (the count of compilations is kept)."""
+        with self._lock:
+            self._programs.clear()
+            self._seen.clear()
 
     def _counting(self, key: tuple[Any, ...], program: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any) -> Any:
@@ -103,6 +128,17 @@ class ProgramCache:
 
 
 PROGRAMS = ProgramCache()
+
+
+def release_programs() -> None:
+    """Free the compiled code this process holds: the sweep's programs and jax's compilation caches.
+
+    For long-lived processes that compile many distinct programs (test sessions, benchmark suites, notebooks): see
+    :class:`ProgramCache` for the memory-map limit this keeps clear of.
+    """
+    PROGRAMS.clear()
+    jax.clear_caches()
+    gc.collect()
 
 
 def sharded_program(fn: Callable[..., Any], mesh: jax.sharding.Mesh) -> Callable[..., Any]:

@@ -144,6 +144,13 @@ class Grid:
     def check_hyper(self) -> None:
         """Raise ``ValueError`` in one line if a hyper-parameter is declared by no method of the grid, or a
         ``method_hyper`` entry names a hyper-parameter its method does not declare."""
+        for field, entries in (("method_hyper", self.method_hyper), ("method_n_max", self.method_n_max)):
+            strays = [m for m, _ in entries if m not in self.methods]
+            if strays:
+                raise ValueError(f"{field} names {strays[0]!r}, which is not a method of this grid "
+                                 f"({', '.join(self.methods)})")
+        for method, cap in self.method_n_max:
+            check_int(f"method_n_max for {method!r}", cap, low=1)
         sizes = self._probe_sizes()
         declared = {m: declared_hyper(get_method(m), self._probe_values(), sizes) for m in self.methods}
         for name, _ in self.hyper:
