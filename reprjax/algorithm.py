@@ -34,9 +34,18 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from reprjax import _validate, ridge, streaming
 from reprjax.chunking import chunked_sum
+# the run contract: imported from reprjax.contract, and re-exported here where it always lived
+from reprjax.contract import (  # noqa: F401
+    Metrics,
+    Predictor,
+    failed_runs_report,
+    label_moments,
+    mean_over_runs,
+    summarise_run,
+)
 from reprjax.data import DataConfig, Dataset, SampleRoles, sample_roles, split_run_key
-from reprjax.metrics import HeldOutErrors, alignment, held_out_errors
-from reprjax.network import NetworkConfig, TwoLayerParams, forward, init_independent, init_symmetric
+from reprjax.metrics import alignment, held_out_errors
+from reprjax.network import NetworkConfig, TwoLayerParams, init_independent, init_symmetric
 from reprjax.second_layer import HEADS, HeadFit, fit_second_layer_stream
 from reprjax.targets import MultiIndexTarget
 
@@ -155,19 +164,6 @@ class Algorithm1Config:
 
 
 @struct.dataclass
-class Predictor:
-    """``f(x) = sum_j a_j act(<w_j, x> + b_j) + alpha + <beta, x>`` (the network plus the pre-processing terms)."""
-
-    params: TwoLayerParams
-    alpha: Float[Array, ""]
-    beta: Float[Array, " d"]
-    activation: str = struct.field(pytree_node=False, default="relu")
-
-    def __call__(self, x: Float[Array, "n d"]) -> Float[Array, " n"]:
-        return forward(self.params, x, self.activation) + self.alpha + x @ self.beta
-
-
-@struct.dataclass
 class OneStepResult:
     """A trained network with the diagnostics of its two stages."""
 
@@ -177,30 +173,9 @@ class OneStepResult:
     W0: Float[Array, "m d"]
 
 
-@struct.dataclass
-class Metrics:
-    """Scalar outcomes of one training run (a row of a results table)."""
-
-    test_nmse: Float[Array, ""]
-    test_mae: Float[Array, ""]
-    val_mse: Float[Array, ""]
-    lam: Float[Array, ""]
-    alignment: Float[Array, ""]
-    failed: Array  # True when any outcome is NaN/inf (a diverged run: never averaged silently)
-
-
 # ------------------------------------------------------------------------------------------------------- stages
 def _weights(weight: Array | None, n: int) -> Array:
     return jnp.ones((n,), jnp.float32) if weight is None else weight
-
-
-def label_moments(
-    x: Float[Array, "n d"], y: Float[Array, " n"], weight: Float[Array, " n"] | None = None
-) -> tuple[Float[Array, ""], Float[Array, " d"]]:
-    """Step 0: ``alpha = mean(y)`` and ``beta = mean(y x)`` (weighted), the constant and linear Hermite parts."""
-    w = _weights(weight, x.shape[0])
-    n_eff = jnp.sum(w)
-    return jnp.sum(w * y) / n_eff, (w * y) @ x / n_eff
 
 
 def square_loss_gradient(
@@ -325,14 +300,6 @@ def evaluate(
     return summarise_run(errors, result.head, alignment(result.predictor.params.W, target.U))
 
 
-def summarise_run(errors: HeldOutErrors, head: HeadFit, align: Array) -> Metrics:
-    """The row of a run: test errors, the chosen strength and its validation error, alignment, failure flag."""
-    val = head.val_mse[head.index]
-    lam = head.lambdas[head.index]
-    failed = ~(jnp.isfinite(errors.nmse) & jnp.isfinite(errors.mae) & jnp.isfinite(val))
-    return Metrics(test_nmse=errors.nmse, test_mae=errors.mae, val_mse=val, lam=lam, alignment=align, failed=failed)
-
-
 def run(key: PRNGKeyArray, target: MultiIndexTarget, config: Algorithm1Config) -> Metrics:
     """Train with Algorithm 1 and evaluate: the ``(key, target, config) -> metrics`` call shared by all methods."""
     return evaluate(key, target, train_one_step(key, target, config), config)
@@ -376,18 +343,3 @@ def transfer(
     errors = held_out_errors(keys.test, target, predictor, config.n_test, config.test_chunk, config.data,
                          spike_key=keys.spike)
     return summarise_run(errors, fit, alignment(source.params.W, target.U))
-
-
-def failed_runs_report(metrics: Metrics, config: Algorithm1Config | None = None) -> list[str]:
-    """One line per failed run in a (possibly vmapped) ``Metrics``: its index and configuration."""
-    failed = jnp.atleast_1d(metrics.failed)
-    return [f"run {i} diverged (NaN/inf outcome) with config {config}" for i in range(failed.shape[0])
-            if bool(failed[i])]
-
-
-def mean_over_runs(metrics: Metrics, config: Algorithm1Config | None = None) -> dict[str, float]:
-    """Means over stacked runs; raises ``ValueError`` naming the failed runs instead of averaging NaN silently."""
-    report = failed_runs_report(metrics, config)
-    if report:
-        raise ValueError("cannot average failed runs:\n" + "\n".join(report))
-    return {k: float(jnp.mean(v)) for k, v in vars(metrics).items() if k != "failed"}

@@ -33,7 +33,7 @@ from scipy import stats
 
 #: Columns of a results row that describe the run rather than identify its configuration.
 RUN_BOOKKEEPING = ("seed", "group_id", "group_size", "attempt", "device", "wall_time_s", "status", "error")
-#: Outcome columns (:class:`reprjax.algorithm.Metrics`), never grouping keys.
+#: Outcome columns (:class:`reprjax.contract.Metrics`), never grouping keys.
 METRICS = ("test_nmse", "test_mae", "val_mse", "lam", "alignment", "failed")
 STAT_COLUMNS = ("mean", "std", "count", "sem", "duplicates")
 GROUP_KEYS = ("method", "target", "d", "n")

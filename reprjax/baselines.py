@@ -24,8 +24,8 @@ from flax import struct
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from reprjax import _validate, kernels, nystrom, ridge
-from reprjax.algorithm import Metrics, label_moments, summarise_run
 from reprjax.chunking import chunked_map
+from reprjax.contract import Metrics, label_moments, summarise_run
 from reprjax.data import DataConfig, sample_dataset, sample_roles, split_run_key
 from reprjax.metrics import held_out_errors
 from reprjax.network import NetworkConfig, init_symmetric

@@ -43,7 +43,8 @@ from flax import struct
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from reprjax import _validate, ridge
-from reprjax.algorithm import Predictor, label_moments, redraw_biases, square_loss_gradient
+from reprjax.algorithm import redraw_biases, square_loss_gradient
+from reprjax.contract import Predictor, label_moments
 from reprjax.data import DataConfig, Role, sample_dataset, split_run_key
 from reprjax.network import NetworkConfig, TwoLayerParams, init_symmetric
 from reprjax.overlaps import Overlaps, overlaps

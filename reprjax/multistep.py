@@ -15,7 +15,7 @@ from flax import struct
 from jaxtyping import PRNGKeyArray
 
 from reprjax import _validate
-from reprjax.algorithm import Metrics, Predictor, label_moments, summarise_run
+from reprjax.contract import Metrics, Predictor, label_moments, summarise_run
 from reprjax.data import DataConfig, sample_dataset, sample_roles, split_run_key
 from reprjax.metrics import alignment, held_out_errors
 from reprjax.network import NetworkConfig, forward, init_symmetric

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from flax import struct
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from reprjax.algorithm import summarise_run
+from reprjax.contract import summarise_run
 from reprjax.data import DataConfig, split_run_key
 from reprjax.first_layer_training import FirstLayerTrainingConfig, TrainingResult, train
 from reprjax.metrics import alignment, held_out_errors

@@ -12,15 +12,14 @@ MULTI = {"one_step": mm.one_step_config, "gd_reuse": mm.gd_reuse_config, "gd_fre
          "online_sgd": mm.online_sgd_config}
 
 
-@pytest.fixture
-def registered(monkeypatch):
-    """The registrations the lead adds to methods.METHODS and the sweep's TARGETS, scoped to the test."""
+def test_the_presets_and_the_link_target_are_registered():
+    """The study runs through the real registry: the multi-step presets and the sweep's ``link`` target."""
     for name, make in MULTI.items():
-        monkeypatch.setitem(methods.METHODS, name, methods.Method(name, mm.run, make, supports_mask=False))
-    monkeypatch.setitem(sweep.TARGETS, "link", link_targets.link_target)
+        assert methods.METHODS[name].make_config is make
+    assert sweep.TARGETS["link"] is link_targets.link_target
 
 
-def test_baselines_come_from_exact_hermite_coefficients(registered):
+def test_baselines_come_from_exact_hermite_coefficients():
     assert study.baseline_error("he3") == pytest.approx(1.0)
     assert study.baseline_error("staircase") == pytest.approx(2.0 / 3.0, abs=1e-6)  # z1 + z1 z2 + z1 z2 z3
     sign3 = link_targets.link_target(jax.random.key(0), 8, "sign3").expansion(1)
@@ -32,7 +31,7 @@ def test_config_rejects_unknown_targets_naming_them():
         study.Config(targets=("he7",))
 
 
-def test_tiny_study_runs_end_to_end(registered, tmp_path):
+def test_tiny_study_runs_end_to_end(tmp_path):
     config = study.Config(dims=(8,), targets=("he3",), methods=("algorithm1", "one_step", "online_sgd"),
                           n_multiples=(3.0,), width=16, seeds=2, n_test=256, bootstrap=10, reuse_steps=2,
                           online_batch=16)

@@ -1,0 +1,84 @@
+"""The run contract: what every method shares (docs/architecture.md, "The path of one run").
+
+Every method of the registry (:mod:`reprjax.methods`) is a pure ``(key, target, config) -> Metrics`` function.  This
+module owns the pieces they have in common:
+
+* :class:`Predictor`: the trained network plus the label pre-processing terms, ``f(x) + alpha + <beta, x>``;
+* :func:`label_moments`: the pre-processing itself (docs/setting.md, "Algorithm 1", step 0), ``alpha = mean(y)``,
+  ``beta = mean(y x)``, the constant and linear Hermite parts of the labels;
+* :class:`Metrics` and :func:`summarise_run`: the row of a run, from the held-out errors of
+  :func:`reprjax.metrics.held_out_errors` (the one scoring function) and the chosen ridge strength of the head;
+* :func:`failed_runs_report` and :func:`mean_over_runs`: a diverged run is named, never averaged silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+from flax import struct
+from jaxtyping import Array, Float
+
+from reprjax.metrics import HeldOutErrors
+from reprjax.network import TwoLayerParams, forward
+from reprjax.second_layer import HeadFit
+
+
+@struct.dataclass
+class Predictor:
+    """``f(x) = sum_j a_j act(<w_j, x> + b_j) + alpha + <beta, x>`` (the network plus the pre-processing terms)."""
+
+    params: TwoLayerParams
+    alpha: Float[Array, ""]
+    beta: Float[Array, " d"]
+    activation: str = struct.field(pytree_node=False, default="relu")
+
+    def __call__(self, x: Float[Array, "n d"]) -> Float[Array, " n"]:
+        return forward(self.params, x, self.activation) + self.alpha + x @ self.beta
+
+
+@struct.dataclass
+class Metrics:
+    """Scalar outcomes of one training run (a row of a results table)."""
+
+    test_nmse: Float[Array, ""]
+    test_mae: Float[Array, ""]
+    val_mse: Float[Array, ""]
+    lam: Float[Array, ""]
+    alignment: Float[Array, ""]
+    failed: Array  # True when any outcome is NaN/inf (a diverged run: never averaged silently)
+
+
+def label_moments(
+    x: Float[Array, "n d"], y: Float[Array, " n"], weight: Float[Array, " n"] | None = None
+) -> tuple[Float[Array, ""], Float[Array, " d"]]:
+    """Step 0: ``alpha = mean(y)`` and ``beta = mean(y x)`` (weighted), the constant and linear Hermite parts."""
+    w = jnp.ones((x.shape[0],), jnp.float32) if weight is None else weight
+    n_eff = jnp.sum(w)
+    return jnp.sum(w * y) / n_eff, (w * y) @ x / n_eff
+
+
+def summarise_run(errors: HeldOutErrors, head: HeadFit, align: Array) -> Metrics:
+    """The row of a run: test errors, the chosen strength and its validation error, alignment, failure flag."""
+    val = head.val_mse[head.index]
+    lam = head.lambdas[head.index]
+    failed = ~(jnp.isfinite(errors.nmse) & jnp.isfinite(errors.mae) & jnp.isfinite(val))
+    return Metrics(test_nmse=errors.nmse, test_mae=errors.mae, val_mse=val, lam=lam, alignment=align, failed=failed)
+
+
+def failed_runs_report(metrics: Metrics, config: Any = None) -> list[str]:
+    """One line per failed run in a (possibly vmapped) ``Metrics``: its index and configuration."""
+    failed = jnp.atleast_1d(metrics.failed)
+    return [f"run {i} diverged (NaN/inf outcome) with config {config}" for i in range(failed.shape[0])
+            if bool(failed[i])]
+
+
+def mean_over_runs(metrics: Metrics, config: Any = None) -> dict[str, float]:
+    """Means over stacked runs; raises ``ValueError`` naming the failed runs instead of averaging NaN silently."""
+    report = failed_runs_report(metrics, config)
+    if report:
+        raise ValueError("cannot average failed runs:\n" + "\n".join(report))
+    return {k: float(jnp.mean(v)) for k, v in vars(metrics).items() if k != "failed"}
+
+
+__all__ = ["Metrics", "Predictor", "failed_runs_report", "label_moments", "mean_over_runs", "summarise_run"]
