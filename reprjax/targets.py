@@ -398,4 +398,3 @@ def transfer_pair(key: PRNGKeyArray, d: int, r: int = 2, p: int = 4) -> tuple[Mu
     source = paper_target(key, d, r=r, p=p)
     head = transfer_head(r, p)
     return source, source.with_head(tuple(head), jnp.asarray(list(head.values()), jnp.float32))
-
