@@ -259,7 +259,7 @@ def test_program_cache_keeps_the_most_recent_programs_and_frees_the_dropped_ones
 
     def build(i):
         def f(a):
-            for _ in range(20):
+            for _ in range(8):
                 a = jnp.tanh(a * 1.01 + i) + jnp.sin(a).sum(0)
             return a
         return jax.jit(f)
@@ -282,14 +282,14 @@ def test_program_cache_keeps_the_most_recent_programs_and_frees_the_dropped_ones
     if os.path.exists("/proc/self/maps"):  # Linux: the compiled code of dropped programs is unmapped
         gc.collect()
         start = _maps()
-        held = [build(i) for i in range(100, 130)]
+        held = [build(i) for i in range(100, 115)]
         for program in held:
             program(x)
         held_growth = _maps() - start
         del held, program
         sweep.release_programs()
         start = _maps()
-        for i in range(10, 40):
+        for i in range(10, 25):
             cache.get(("p", i), lambda i=i: build(i))(x)
         gc.collect()
         assert _maps() - start < held_growth / 3
