@@ -21,6 +21,7 @@ import pandas as pd
 
 from reprjax import outdir, sweep
 from reprjax._validate import ConfigError, check_fields, check_type
+from reprjax.methods import METHODS
 
 __all__ = ["ConfigError", "check_fields", "config_from_dict", "load_toml", "run_experiment"]
 
@@ -97,6 +98,14 @@ def check_ints(config: Any, low: int = 1, **lows: int) -> None:
 def check_positive_numbers(name: str, values: tuple[float, ...]) -> None:
     if any(v <= 0 for v in values):
         raise ValueError(f"{name} must be a non-empty list of positive numbers, got {list(values)}")
+
+
+def check_single_task_methods(methods: tuple[str, ...]) -> None:
+    """``methods`` must be a non-empty list of registered methods scored on one target (not the transfer head,
+    which needs a (source, target) pair: :attr:`reprjax.methods.Method.needs_pair`)."""
+    allowed = sorted(m for m, method in METHODS.items() if not method.needs_pair)
+    if not methods or any(m not in allowed for m in methods):
+        raise ValueError(f"methods must be a non-empty subset of {allowed}, got {list(methods)}")
 
 
 def check_seeds(seeds: Any) -> None:

@@ -34,7 +34,6 @@ import pandas as pd
 
 from reprjax import analysis, link_targets, multistep_methods, plot_dynamics, plotting, sweep
 from reprjax.experiments import base
-from reprjax.methods import METHODS
 
 NAME = "beyond-one-step"
 
@@ -107,10 +106,7 @@ class Config:
         if bad or not self.targets:
             raise ValueError(f"targets must be a non-empty subset of {sorted(TARGETS)}, got {list(self.targets)}")
         base.check_ints(self)
-        allowed = sorted(set(METHODS) - {"transfer"})  # the transfer head needs the transfer pair target
-        bad = [m for m in self.methods if m not in allowed]
-        if bad or not self.methods:
-            raise ValueError(f"methods must be a non-empty subset of {allowed}, got {list(self.methods)}")
+        base.check_single_task_methods(self.methods)
         if not self.power > 0:
             raise ValueError(f"power must be > 0, got {self.power}")
         if not self.n_multiples or any(c <= 0 for c in self.n_multiples):

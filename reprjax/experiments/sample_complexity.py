@@ -26,7 +26,7 @@ import pandas as pd
 
 from reprjax import analysis, kernel_theory, plotting, plotting_kernels, sweep, targets
 from reprjax.experiments import base
-from reprjax.methods import METHODS, kernel_methods
+from reprjax.methods import kernel_methods
 
 NAME = "sample-complexity"
 
@@ -61,10 +61,7 @@ class Config:
             raise ValueError(f"p must be >= 3 (the degree of the paper target's second part), got {self.p}")
         if not self.n_over_d2 or any(c <= 0 for c in self.n_over_d2):
             raise ValueError(f"n_over_d2 must be a non-empty list of positive numbers, got {list(self.n_over_d2)}")
-        bad = [m for m in self.methods if m not in METHODS or m == "transfer"]
-        if bad or not self.methods:
-            raise ValueError(f"methods must be a non-empty subset of {sorted(set(METHODS) - {'transfer'})}, got "
-                             f"{list(self.methods)}")
+        base.check_single_task_methods(self.methods)
         base.check_seeds(self.seeds)
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")

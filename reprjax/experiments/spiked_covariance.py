@@ -25,7 +25,6 @@ import pandas as pd
 from reprjax import analysis, plotting, sweep
 from reprjax.experiments import base
 from reprjax.data import SPIKE_TARGETS, DataConfig
-from reprjax.methods import METHODS
 
 NAME = "spiked-covariance"
 
@@ -52,26 +51,11 @@ class Config:
             raise ValueError(f"width must be an even integer >= 2 (symmetric initialisation), got {self.width}")
         base.check_r_d(self.r, self.dims)
         base.check_positive_numbers("n_over_d2", self.n_over_d2)
-        bad = [m for m in self.methods if m not in METHODS or METHODS[m].needs_pair]
-        if bad:
-            raise ValueError(f"methods must be a subset of {sorted(m for m in METHODS if not METHODS[m].needs_pair)},"
-                             f" got {list(self.methods)}")
+        base.check_single_task_methods(self.methods)
         if len({_beta(b) for b in self.betas}) != len(self.betas):
             raise ValueError(f"betas must be distinct ('iso' and null are the same), got {list(self.betas)}")
         if self.spike_target not in SPIKE_TARGETS:
             raise ValueError(f"spike_target must be one of {SPIKE_TARGETS}, got {self.spike_target!r}")
-        if self.spike_target != DataConfig().spike_target and not all(map(_routes_spike_target, self.methods)):
-            raise ValueError(f"spike_target = {self.spike_target!r} needs reprjax.methods to pass 'spike_target' to "
-                             f"DataConfig (methods._DATA_KEYS)")
-
-
-def _routes_spike_target(method: str) -> bool:
-    """Whether ``method``'s config builder takes ``spike_target`` (as a data-config field)."""
-    try:
-        METHODS[method].make_config(8, 64, 2, {"spike_target": "raw"})
-    except TypeError:
-        return False
-    return True
 
 
 def _beta(value: Any) -> float | None:
