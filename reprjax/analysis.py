@@ -34,7 +34,7 @@ from scipy import stats
 #: Columns of a results row that describe the run rather than identify its configuration.
 RUN_BOOKKEEPING = ("seed", "group_id", "group_size", "attempt", "device", "wall_time_s", "status", "error")
 #: Outcome columns (:class:`reprjax.contract.Metrics`), never grouping keys.
-METRICS = ("test_nmse", "test_mae", "val_mse", "lam", "alignment", "failed")
+METRICS = ("test_nmse", "test_mae", "val_mse", "lam", "lam_position", "edge_val_drop", "alignment", "failed")
 STAT_COLUMNS = ("mean", "std", "count", "sem", "duplicates")
 GROUP_KEYS = ("method", "target", "d", "n")
 
@@ -124,14 +124,45 @@ def failures(df: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
     return agg[agg["ok"] == 0].reset_index()
 
 
+#: An edge choice whose validation error fell by less than this over the grid's last step has levelled off
+#: (:func:`reprjax.contract.edge_validation_drop`); a larger drop marks the run's error as an upper bound.
+EDGE_DROP_TOLERANCE = 1e-3
+
+
+def strength_edges(df: pd.DataFrame) -> pd.DataFrame:
+    """Per method, successful runs whose chosen ridge strength sits at an edge of its grid (``lam_position`` 0 or
+    1, :func:`reprjax.contract.strength_position`).  Columns ``method, runs, smallest, largest, unresolved,
+    n_min, n_max``: ``unresolved`` counts the edge runs whose validation error still fell by more than
+    :data:`EDGE_DROP_TOLERANCE` (relative) over the grid's last step, so their errors are upper bounds;
+    ``n_min``/``n_max`` bound the sample counts of those runs.  Methods with no edge run are left out."""
+    ok = ok_rows(df)
+    if ok.empty or "lam_position" not in ok.columns:
+        return pd.DataFrame()
+    rows = []
+    for method, sub in ok.groupby("method" if "method" in ok.columns else (lambda _: "")):
+        pos = sub["lam_position"]
+        edge = sub[(pos == 0.0) | (pos == 1.0)]
+        if not len(edge):
+            continue
+        drop = edge["edge_val_drop"] if "edge_val_drop" in edge.columns else pd.Series(math.inf, index=edge.index)
+        bad = edge[drop.fillna(math.inf) > EDGE_DROP_TOLERANCE]
+        n = bad["n"] if "n" in bad.columns else pd.Series(dtype=float)
+        rows.append(dict(method=method, runs=len(sub), smallest=int((pos == 0.0).sum()),
+                         largest=int((pos == 1.0).sum()), unresolved=len(bad),
+                         n_min=n.min() if len(n) else math.nan, n_max=n.max() if len(n) else math.nan))
+    return pd.DataFrame(rows)
+
+
 def run_status(df: pd.DataFrame, by: Sequence[str] | None = None) -> dict[str, object]:
-    """What a report says about failures: ``failed_runs``, ``runs`` and ``failures`` (:func:`failures`)."""
+    """What a report says about failures and edge choices: ``failed_runs``, ``runs``, ``failures``
+    (:func:`failures`) and ``strength_edges`` (:func:`strength_edges`)."""
     failed = int((df["status"] != "ok").sum()) if len(df) and "status" in df.columns else 0
-    return dict(failed_runs=failed, runs=len(df), failures=failures(df, by))
+    return dict(failed_runs=failed, runs=len(df), failures=failures(df, by), strength_edges=strength_edges(df))
 
 
 def failure_lines(summary: dict[str, object]) -> list[str]:
-    """Report lines naming every configuration with no successful run (skipped in curves and fits)."""
+    """Report lines naming every configuration with no successful run (skipped in curves and fits), and the methods
+    whose chosen ridge strength sat at an edge of its grid (:func:`strength_edges`)."""
     lines = []
     if summary.get("failed_runs"):
         lines.append(f"failed runs (not averaged): {summary['failed_runs']} of {summary.get('runs', '?')}")
@@ -142,6 +173,14 @@ def failure_lines(summary: dict[str, object]) -> list[str]:
         for _, row in bad.iterrows():
             label = ", ".join(f"{k}={row[k]}" for k in keys)
             lines.append(f"  {label}: {row['runs']} run(s) failed: {' '.join(str(row['error']).split())[:120]}")
+    edges = summary.get("strength_edges")
+    if isinstance(edges, pd.DataFrame) and len(edges):
+        lines.append(f"ridge strength chosen at an edge of its grid (unresolved: the validation error still fell by "
+                     f"> {EDGE_DROP_TOLERANCE:g} over the last step, so those runs' errors are upper bounds):")
+        for _, row in edges.iterrows():
+            at_n = f" (n {row['n_min']:.0f} to {row['n_max']:.0f})" if row["unresolved"] else ""
+            lines.append(f"  {row['method']}: {row['smallest']} of {row['runs']} runs at the smallest strength, "
+                         f"{row['largest']} at the largest; unresolved {row['unresolved']}{at_n}")
     return lines
 
 

@@ -45,6 +45,8 @@ class Metrics:
     test_mae: Float[Array, ""]
     val_mse: Float[Array, ""]
     lam: Float[Array, ""]
+    lam_position: Float[Array, ""]  # rank of the chosen strength in its grid: 0 smallest, 1 largest (0.5: one strength)
+    edge_val_drop: Float[Array, ""]  # at an edge: relative validation gain over the neighbouring strength (else 0)
     alignment: Float[Array, ""]
     failed: Array  # True when any outcome is NaN/inf (a diverged run: never averaged silently)
 
@@ -58,12 +60,43 @@ def label_moments(
     return jnp.sum(w * y) / n_eff, (w * y) @ x / n_eff
 
 
+def strength_position(lambdas: Float[Array, " L"], index: Array) -> Float[Array, ""]:
+    """Rank of ``lambdas[index]`` among the grid's strengths scaled to ``[0, 1]``: 0 = the smallest, 1 = the
+    largest, 0.5 for a one-strength grid.  A choice at 0 or 1 means the validation error was still falling at the
+    grid's edge, so the run's error is an upper bound on what the method reaches (the reports count such runs)."""
+    size = lambdas.shape[-1]
+    if size == 1:
+        return jnp.asarray(0.5, jnp.float32)
+    below = jnp.sum(lambdas < lambdas[index]).astype(jnp.float32)
+    return below / jnp.float32(size - 1)
+
+
+def edge_validation_drop(lambdas: Float[Array, " L"], val_mse: Float[Array, " L"], index: Array) -> Float[Array, ""]:
+    """For a strength chosen at an edge of its grid, ``(val[neighbour] - val[chosen]) / val[chosen]``: how much the
+    validation error still fell over the grid's last step (0 inside the grid or for one strength).  A drop below
+    ~1e-3 means the error had levelled off and the edge choice costs nothing; a larger one means the grid stops too
+    soon (:func:`reprjax.analysis.strength_edges` counts such runs)."""
+    size = lambdas.shape[-1]
+    if size == 1:
+        return jnp.asarray(0.0, jnp.float32)
+    order = jnp.argsort(lambdas)
+    chosen = val_mse[index]
+    drop_low = (val_mse[order[1]] - chosen) / chosen
+    drop_high = (val_mse[order[-2]] - chosen) / chosen
+    drop = jnp.where(index == order[0], drop_low, jnp.where(index == order[-1], drop_high, 0.0))
+    return drop.astype(jnp.float32)
+
+
 def summarise_run(errors: HeldOutErrors, head: HeadFit, align: Array) -> Metrics:
-    """The row of a run: test errors, the chosen strength and its validation error, alignment, failure flag."""
+    """The row of a run: test errors, the chosen strength, its position in the grid and its validation error,
+    alignment, failure flag."""
     val = head.val_mse[head.index]
     lam = head.lambdas[head.index]
     failed = ~(jnp.isfinite(errors.nmse) & jnp.isfinite(errors.mae) & jnp.isfinite(val))
-    return Metrics(test_nmse=errors.nmse, test_mae=errors.mae, val_mse=val, lam=lam, alignment=align, failed=failed)
+    return Metrics(test_nmse=errors.nmse, test_mae=errors.mae, val_mse=val, lam=lam,
+                   lam_position=strength_position(head.lambdas, head.index),
+                   edge_val_drop=edge_validation_drop(head.lambdas, head.val_mse, head.index), alignment=align,
+                   failed=failed)
 
 
 def failed_runs_report(metrics: Metrics, config: Any = None) -> list[str]:
@@ -81,4 +114,5 @@ def mean_over_runs(metrics: Metrics, config: Any = None) -> dict[str, float]:
     return {k: float(jnp.mean(v)) for k, v in vars(metrics).items() if k != "failed"}
 
 
-__all__ = ["Metrics", "Predictor", "failed_runs_report", "label_moments", "mean_over_runs", "summarise_run"]
+__all__ = ["Metrics", "Predictor", "edge_validation_drop", "failed_runs_report", "label_moments", "mean_over_runs",
+           "strength_position", "summarise_run"]

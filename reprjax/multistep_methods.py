@@ -53,6 +53,8 @@ class TrainingMetrics:
     test_mae: Float[Array, ""]
     val_mse: Float[Array, ""]
     lam: Float[Array, ""]
+    lam_position: Float[Array, ""]
+    edge_val_drop: Float[Array, ""]
     alignment: Float[Array, ""]
     failed: Array
     mean_cosine: Float[Array, ""]

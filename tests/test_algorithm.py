@@ -321,7 +321,8 @@ def test_diverged_run_is_reported_failed_and_never_averaged():
         algorithm.mean_over_runs(out, cfg)
     ok = jax.jit(jax.vmap(algorithm.run, in_axes=(0, None, None)))(_keys(0, 2), t, cfg.replace(eta_scale=1.0))
     assert not bool(jnp.any(ok.failed))
-    assert set(algorithm.mean_over_runs(ok)) == {"test_nmse", "test_mae", "val_mse", "lam", "alignment"}
+    assert set(algorithm.mean_over_runs(ok)) == {"test_nmse", "test_mae", "val_mse", "lam", "lam_position",
+                                                 "edge_val_drop", "alignment"}
 
 
 # ------------------------------------------------------------------------------------------------ multi-step baseline

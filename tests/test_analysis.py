@@ -110,3 +110,20 @@ def test_report_and_plot_are_written_when_a_method_never_succeeded(tmp_path, cap
     assert cli.main(["plot", str(out2)]) == 0
     assert "no successful run" in (out2 / "report.txt").read_text()
     assert "figures: none" in capsys.readouterr().out
+
+
+def test_report_counts_runs_whose_strength_sits_at_the_grid_edge():
+    rows = [dict(method="k", n=n, status="ok", lam_position=pos, edge_val_drop=drop)
+            for n, pos, drop in [(100, 0.0, 0.05), (200, 0.0, 1e-5), (400, 0.5, 0.0), (800, 1.0, 0.02)]]
+    rows.append(dict(method="net", n=100, status="ok", lam_position=0.3, edge_val_drop=0.0))
+    rows.append(dict(method="k", n=1600, status="failed", lam_position=0.0, edge_val_drop=0.5))  # not counted
+    edges = analysis.strength_edges(pd.DataFrame(rows))
+    assert list(edges["method"]) == ["k"]  # the network never chose an edge
+    row = edges.iloc[0]
+    assert (row["runs"], row["smallest"], row["largest"], row["unresolved"]) == (4, 2, 1, 2)
+    assert (row["n_min"], row["n_max"]) == (100, 800)  # the levelled-off edge run (n = 200) is resolved
+    lines = analysis.failure_lines(analysis.run_status(pd.DataFrame(rows)))
+    assert any("k: 2 of 4 runs at the smallest strength, 1 at the largest; unresolved 2 (n 100 to 800)" in line
+               for line in lines)
+    # rows written before the metric existed: nothing to count, nothing printed
+    assert analysis.strength_edges(pd.DataFrame([dict(method="k", n=1, status="ok")])).empty

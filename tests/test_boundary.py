@@ -157,6 +157,8 @@ def test_python_constructors_check_the_same_types():
         sample_complexity.Config(dims=(16, 16))
     with pytest.raises(ValueError, match="betas"):
         spiked_covariance.Config(betas=("iso", None))
+    with pytest.raises(ValueError, match="kernel_solver must be one of"):
+        sample_complexity.Config(kernel_solver="falkon")
     assert sample_complexity.Config(dims=[8, 16]).dims == (8, 16)  # a list is stored as a tuple
 
 

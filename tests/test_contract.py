@@ -58,3 +58,44 @@ def test_summarise_run_takes_the_chosen_strength_and_flags_any_non_finite_outcom
     with pytest.raises(ValueError, match="run 1 diverged"):
         contract.mean_over_runs(stacked)
     assert contract.mean_over_runs(ok)["test_nmse"] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (2, 0, 3, 1)])
+def test_strength_position_and_edge_drop_follow_the_strengths_not_their_order(order):
+    lambdas = jnp.asarray([1e-6, 1e-4, 1e-2, 1.0])[jnp.asarray(order)]
+    val = jnp.asarray([0.30, 0.31, 0.50, 0.90])[jnp.asarray(order)]  # falling toward the smallest strength
+
+    def at(strength):
+        return int(jnp.argmax(lambdas == strength))
+
+    assert float(contract.strength_position(lambdas, at(1e-6))) == 0.0
+    assert float(contract.strength_position(lambdas, at(1.0))) == 1.0
+    assert float(contract.strength_position(lambdas, at(1e-4))) == pytest.approx(1 / 3)
+    # at the smallest edge: the drop over the last step is (0.31 - 0.30) / 0.30; inside the grid: 0
+    assert float(contract.edge_validation_drop(lambdas, val, at(1e-6))) == pytest.approx(0.01 / 0.30, rel=1e-5)
+    assert float(contract.edge_validation_drop(lambdas, val, at(1e-2))) == 0.0
+    assert float(contract.edge_validation_drop(lambdas, val, at(1.0))) == pytest.approx((0.50 - 0.90) / 0.90, rel=1e-5)
+    one = jnp.asarray([1e-3])
+    assert float(contract.strength_position(one, 0)) == 0.5
+    assert float(contract.edge_validation_drop(one, jnp.asarray([0.2]), 0)) == 0.0
+
+
+def test_summarised_run_reports_where_its_strength_sits():
+    errors = HeldOutErrors(nmse=jnp.float32(0.3), mae=jnp.float32(0.4), mse=jnp.float32(0.3),
+                            target_second_moment=jnp.float32(1.0))
+    head = HeadFit(a=jnp.zeros(3), lambdas=jnp.asarray([1e-3, 1e-2, 1e-1]), val_mse=jnp.asarray([0.2, 0.25, 0.5]),
+                   index=jnp.asarray(0))
+    row = contract.summarise_run(errors, head, jnp.float32(1.0))
+    assert float(row.lam_position) == 0.0 and float(row.edge_val_drop) == pytest.approx(0.25, rel=1e-5)
+    inside = contract.summarise_run(errors, head.replace(index=jnp.asarray(1)), jnp.float32(1.0))
+    assert float(inside.lam_position) == 0.5 and float(inside.edge_val_drop) == 0.0
+
+
+def test_kernel_runs_search_their_solvers_default_strength_grid():
+    exact = baselines.KernelConfig(n=1000)
+    nys = baselines.KernelConfig(n=1000, kernel_solver="nystrom", centres=100)
+    assert exact.strengths == baselines.KERNEL_LAMBDAS
+    assert nys.strengths == baselines.NYSTROM_LAMBDAS and min(nys.strengths) == 1e-10
+    assert baselines.KernelConfig(n=1000, lambdas=(1e-3,), kernel_solver="nystrom", centres=100).strengths == (1e-3,)
+    with pytest.raises(ValueError, match="lambdas"):
+        baselines.KernelConfig(n=1000, lambdas=(-1.0,))

@@ -8,11 +8,13 @@ half its variance in degree ``p``), so crossing it means most of the degree-p pa
 use their own ``kernel_threshold`` (their curves leave the degree-2 plateau slowly, :mod:`reprjax.kernel_theory`);
 they solve exactly up to ``exact_n_max`` fitting samples and by Nystrom with ``centres`` centres beyond
 (:mod:`reprjax.nystrom`; ``None``: the rule :func:`reprjax.baselines.auto_centres`, which grows with ``d``), up to
-``kernel_n_max`` samples.  ``kernel_bias_scale``: the kernels' bias variance is its square (with zero bias the ReLU NTK
-is positively homogeneous in ``|x|`` and cannot fit the radial part of ``h_2``; docs/kernels_at_scale.md, "Kernel
-bias").  The default ``kernel_n_max = 8192`` keeps the default study exact and minutes long on 2 CPU cores (past
-it the centres rule takes ``M = 16384`` from ``d = 20`` on, minutes per run); the preset
-``examples/kernel_exponent.toml`` goes to ``n = 262,144`` and measures both exponents.
+``kernel_n_max`` samples; ``kernel_solver = "nystrom"`` sends every kernel run to Nystrom (exact kernel ridge while
+the fitting samples are at most ``M``, float64 normal equations, strengths down to 1e-10:
+:data:`reprjax.baselines.NYSTROM_LAMBDAS`). ``kernel_bias_scale``: the kernels' bias variance is its square (with zero
+bias the ReLU NTK is positively homogeneous in ``|x|`` and cannot fit the radial part of ``h_2``;
+docs/kernels_at_scale.md, "Kernel bias"). The default ``kernel_n_max = 8192`` keeps the default study exact and
+minutes long on 2 CPU cores (past it the centres rule takes ``M = 16384`` from ``d = 20`` on, minutes per run);
+the preset ``examples/kernel_exponent.toml`` goes to ``n = 262,144`` and measures both exponents.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 import jax
 import pandas as pd
 
-from reprjax import analysis, kernel_theory, plotting, plotting_kernels, sweep, targets
+from reprjax import analysis, baselines, kernel_theory, plotting, plotting_kernels, sweep, targets
 from reprjax.experiments import base
 from reprjax.methods import kernel_methods
 
@@ -46,6 +48,7 @@ class Config:
     kernel_n_max: int = 8192
     network_n_max: int | None = None
     exact_n_max: int = 8192
+    kernel_solver: str = "auto"
     centres: int | None = None
     kernel_bias_scale: float = 1.0
     n_test: int = 4096
@@ -74,6 +77,9 @@ class Config:
         if self.centres is not None and self.centres > self.exact_n_max:
             raise ValueError(f"centres = {self.centres} must be <= exact_n_max = {self.exact_n_max} (Nystrom runs "
                              f"only past exact_n_max fitting samples, and needs centres <= samples)")
+        if self.kernel_solver not in baselines.KERNEL_SOLVERS:
+            raise ValueError(f"kernel_solver must be one of {list(baselines.KERNEL_SOLVERS)}, "
+                             f"got {self.kernel_solver!r}")
         if self.kernel_bias_scale < 0:
             raise ValueError(f"kernel_bias_scale must be >= 0, got {self.kernel_bias_scale}")
 
@@ -107,6 +113,7 @@ def grid(config: Config) -> sweep.Grid:
         method_n_max=tuple((m, config.kernel_n_max) for m in config.kernels)
         + tuple((m, config.network_n_max) for m in config.networks if config.network_n_max is not None),
         method_hyper=tuple((m, (("centres", config.centres), ("exact_n_max", config.exact_n_max),
+                                ("kernel_solver", config.kernel_solver),
                                 ("init_bias_scale", config.kernel_bias_scale))) for m in config.kernels),
     )
 
