@@ -140,7 +140,8 @@ def _study_name(config: Config, label: str) -> str:
 
 
 def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
-    """Per study target: its baseline and threshold, error curves, ``n*`` table and exponents per method."""
+    """Per study target: its baseline and threshold, error curves, ``n*`` table and exponents per method, failed
+    runs and ridge strengths chosen at the grid's edge (:func:`reprjax.analysis.run_status`)."""
     out: dict[str, Any] = {}
     for label, sub in outcomes_dropped(df).groupby("target"):
         name = _study_name(config, label)
@@ -149,7 +150,7 @@ def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
                      theory=THEORY.get((m, name), "")) for m in config.methods if m in set(sub["method"])]
         out[name] = dict(baseline=baseline_error(name), threshold=threshold, curves=analysis.error_curves(sub),
                          n_star=analysis.n_star_table(sub, threshold), exponents=pd.DataFrame(exps),
-                         failed_runs=int((sub["status"] != "ok").sum()))
+                         **analysis.run_status(sub))
     return out
 
 
@@ -164,8 +165,7 @@ def report(summary: dict[str, Any], config: Config) -> str:
             lines.append(f"  {row['method']:12s} {base.fmt(row['exponent'])} [{base.fmt(row['low'])}, "
                          f"{base.fmt(row['high'])}] (dims resolved {row['dims_resolved']}/{len(config.dims)}) | "
                          f"{row['theory'] or '-'}")
-        if s["failed_runs"]:
-            lines.append(f"failed runs (not averaged): {s['failed_runs']}")
+        lines += analysis.failure_lines(s)
         lines.append("")
     return "\n".join(lines)
 
