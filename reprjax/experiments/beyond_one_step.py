@@ -11,6 +11,13 @@ Theory to compare with (the report prints it next to the measured exponents):
 * GD reusing a batch is reported to learn such single-index targets with ``n ~ d`` up to logarithms (Dandi et al.
   2024, "The benefits of reusing batches"): exponent about 1.
 
+The student's biases matter (docs/beyond_one_step.md, "Biases and odd targets"): a ReLU neuron with zero bias has an
+odd part that is linear (``relu(z) = z/2 + |z|/2``), so the population gradient of the first layer on ``h_3(<u, x>)``
+is zero for every ``W`` (by Stein's lemma it involves only the even Hermite coefficients of ``relu'`` above degree 0
+and the odd ones of its derivative, all zero); online SGD cannot leave the start, whatever ``n``.  The study gives
+the first layer initial biases ``N(0, init_bias_scale^2)`` with ``init_bias_scale = 1`` by default, which put odd
+Hermite coefficients in every neuron; ``0`` is the paper's initialisation.
+
 Thresholds are not taken from the code under test: for each target, :func:`baseline_error` is the normalised error
 left by the best predictor that knows nothing of ``U`` beyond what Algorithm 1's pre-processing fits (the constant
 and linear Hermite parts), computed from the target's exact Hermite coefficients (polynomial targets) or the
@@ -32,7 +39,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from reprjax import analysis, link_targets, multistep_methods, plot_dynamics, plotting, sweep
+from reprjax import analysis, link_targets, multistep_methods, network, plot_dynamics, plotting, sweep
 from reprjax.experiments import base
 
 NAME = "beyond-one-step"
@@ -49,7 +56,8 @@ TARGETS: dict[str, tuple[str, dict[str, Any], bool]] = {
 THEORY: dict[tuple[str, str], str] = {
     **{(m, t): "not learned at n ~ d^2 (for d large enough that d^2 << d^k)" for m in ("algorithm1", "one_step")
        for t in ("he3", "he4", "sign3")},
-    ("online_sgd", "he3"): "2 (d^(k-1), Ben Arous et al. 2021)", ("online_sgd", "he4"): "3 (d^(k-1))",
+    ("online_sgd", "he3"): "2 (d^(k-1), Ben Arous et al. 2021; never with zero-bias ReLU)",
+    ("online_sgd", "he4"): "3 (d^(k-1))",
     ("gd_reuse", "he3"): "about 1 (Dandi et al. 2024)", ("gd_reuse", "he4"): "about 1 (Dandi et al. 2024)",
 }
 
@@ -89,8 +97,10 @@ class Config:
     targets: tuple[str, ...] = ("he3", "he4")
     methods: tuple[str, ...] = ("one_step", "gd_reuse", "online_sgd")
     power: float = 2.0
-    n_multiples: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+    n_multiples: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
     width: int = 512
+    activation: str = "relu"
+    init_bias_scale: float = 1.0
     seeds: int = 3
     threshold_fraction: float = 0.5
     reuse_steps: int = 8
@@ -113,6 +123,10 @@ class Config:
             raise ValueError(f"n_multiples must be a non-empty list of positive numbers, got {list(self.n_multiples)}")
         if self.width < 2 or self.width % 2:
             raise ValueError(f"width must be an even integer >= 2, got {self.width}")
+        if self.activation not in network.ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(network.ACTIVATIONS)}, got {self.activation!r}")
+        if not self.init_bias_scale >= 0:
+            raise ValueError(f"init_bias_scale must be >= 0, got {self.init_bias_scale}")
         base.check_seeds(self.seeds)
         if not 0 < self.threshold_fraction < 1:
             raise ValueError(f"threshold_fraction must be in (0, 1), got {self.threshold_fraction}")
@@ -130,7 +144,8 @@ def grid(config: Config) -> sweep.Grid:
     return sweep.Grid(
         methods=config.methods, targets=tuple(spec(t) for t in config.targets), dims=config.dims,
         n=lambda d: base.n_grid(d, config.n_multiples, power=config.power), widths=(config.width,),
-        hyper=(("n_test", (config.n_test,)),), seeds=config.seeds,
+        hyper=(("n_test", (config.n_test,)), ("activation", (config.activation,)),
+               ("init_bias_scale", (config.init_bias_scale,))), seeds=config.seeds,
         method_hyper=tuple((m, v) for m, v in extra.items() if m in config.methods),
     )
 
