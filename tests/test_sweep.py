@@ -98,7 +98,7 @@ def test_sweep_killed_midway_resumes_to_the_same_table(tmp_path):
 
 _SHARDED_SCRIPT = textwrap.dedent("""
     import os, sys
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
     import jax
     assert len(jax.devices()) == 4, jax.devices()
     sys.path.insert(0, {tests!r})
@@ -112,6 +112,7 @@ _SHARDED_SCRIPT = textwrap.dedent("""
 
 def test_vmapped_and_sharded_sweeps_give_the_rows_of_a_sequential_loop(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["XLA_FLAGS"] = os.environ.get("REPRJAX_TEST_XLA_FLAGS", "")  # the suite's compiler flags (conftest)
     script = _SHARDED_SCRIPT.format(tests=str(REPO / "tests"), out=str(tmp_path))
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=600)
@@ -295,6 +296,29 @@ def test_program_cache_keeps_the_most_recent_programs_and_frees_the_dropped_ones
         assert _maps() - start < held_growth / 3
     cache.clear()
     assert len(cache) == 0
+
+
+def test_program_cache_bounds_the_compiled_signatures_too():
+    """A program called with new shapes holds one executable per shape: the cache drops the least recently used
+    programs once the kept ones hold more than ``max_signatures`` (never the program being called)."""
+    import jax
+    import jax.numpy as jnp
+
+    with pytest.raises(ValueError, match="max_signatures"):
+        sweep.ProgramCache(max_signatures=0)
+    cache = sweep.ProgramCache(max_programs=10, max_signatures=3)
+    f = cache.get(("p", 0), lambda: jax.jit(jnp.sin))
+    for size in (2, 3):
+        f(jnp.ones(size))
+    assert cache.signatures == 2 and len(cache) == 2 - 1
+    g = cache.get(("p", 1), lambda: jax.jit(jnp.cos))
+    g(jnp.ones(2))
+    assert len(cache) == 2 and cache.signatures == 3
+    g(jnp.ones(3))  # 4 signatures > 3: the older program (p, 0) goes, its two executables with it
+    assert len(cache) == 1 and cache.signatures == 2 and cache.compiled == 4
+    for size in (4, 5, 6):  # the program being called is never dropped, even alone over the bound
+        g(jnp.ones(size))
+    assert len(cache) == 1 and cache.signatures == 5
 
 
 def test_grid_refuses_per_method_entries_for_methods_it_does_not_run():

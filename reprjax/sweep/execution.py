@@ -76,8 +76,10 @@ class ProgramCache:
     """The one cache of jitted programs: one per (method, target, d, path, devices), shared by every sweep of the
     process, so that a second sweep of the same grid reuses the compilations of the first.
 
-    It keeps the ``max_programs`` most recently used programs and drops older ones (their compiled code is freed):
-    every compiled XLA CPU kernel holds its own memory maps, about 420 for an Algorithm 1 run, and a process that
+    It keeps at most ``max_programs`` programs and ``max_signatures`` compiled signatures in all (a program called
+    with new shapes, e.g. another sample count, compiles again and holds every executable it compiled), dropping the
+    least recently used programs first (their compiled code is freed): every compiled XLA CPU kernel holds its own
+    memory maps, about 420-560 for an Algorithm 1 signature and 710-720 for a multi-step one, and a process that
     keeps every program ever compiled reaches the kernel's ``vm.max_map_count`` (65,530 by default) and crashes
     inside the compiler (docs/measurements.md, "Compiled programs and the memory-map limit").
 
@@ -85,17 +87,26 @@ class ProgramCache:
     dropped program called again compiles again and counts again).
     """
 
-    def __init__(self, max_programs: int = 32) -> None:
+    def __init__(self, max_programs: int = 32, max_signatures: int = 48) -> None:
         if max_programs < 1:
             raise ValueError(f"max_programs must be >= 1, got {max_programs}")
+        if max_signatures < 1:
+            raise ValueError(f"max_signatures must be >= 1, got {max_signatures}")
         self.max_programs = max_programs
+        self.max_signatures = max_signatures
         self._programs: OrderedDict[tuple[Any, ...], Callable[..., Any]] = OrderedDict()
         self._seen: set[tuple[Any, ...]] = set()
+        self._signatures: dict[tuple[Any, ...], int] = {}  # compiled signatures held, per program
         self._lock = threading.Lock()
         self.compiled = 0
 
     def __len__(self) -> int:
         return len(self._programs)
+
+    @property
+    def signatures(self) -> int:
+        """Compiled signatures the kept programs hold."""
+        return sum(self._signatures.get(k, 0) for k in self._programs)
 
     def get(self, key: tuple[Any, ...], build: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
         """The program stored under ``key`` (built by ``build()`` the first time), counting new signatures."""
@@ -104,9 +115,7 @@ class ProgramCache:
                 self._programs.move_to_end(key)
                 return self._programs[key]
             program = self._programs[key] = self._counting(key, build())
-            while len(self._programs) > self.max_programs:
-                dropped, _ = self._programs.popitem(last=False)
-                self._seen = {sig for sig in self._seen if sig[0] != dropped}
+            self._evict(keep=key)
             return program
 
     def clear(self) -> None:
@@ -114,6 +123,17 @@ class ProgramCache:
         with self._lock:
             self._programs.clear()
             self._seen.clear()
+            self._signatures.clear()
+
+    def _evict(self, keep: tuple[Any, ...]) -> None:
+        """Drop least recently used programs other than ``keep`` while over either bound (lock held)."""
+        while len(self._programs) > self.max_programs or self.signatures > self.max_signatures:
+            oldest = next((k for k in self._programs if k != keep), None)
+            if oldest is None:
+                return
+            del self._programs[oldest]
+            self._signatures.pop(oldest, None)
+            self._seen = {sig for sig in self._seen if sig[0] != oldest}
 
     def _counting(self, key: tuple[Any, ...], program: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any) -> Any:
@@ -122,6 +142,9 @@ class ProgramCache:
                 if sig not in self._seen:
                     self._seen.add(sig)
                     self.compiled += 1
+                    if key in self._programs:
+                        self._signatures[key] = self._signatures.get(key, 0) + 1
+                        self._evict(keep=key)
             return program(*args)
 
         return call
