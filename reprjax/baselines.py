@@ -86,9 +86,10 @@ class KernelConfig:
         the normal equations (bounds the ``block x M`` kernel block).
       kernel_solver: ``auto``, ``exact`` or ``nystrom`` (:data:`KERNEL_SOLVERS`); exact_n_max: the largest number
         of fitting samples ``auto`` solves exactly (the ``n x n`` factorisation: 8192 takes ~10 s and 1 GiB).
-      centres: Nystrom centres ``M`` (at most the fitting samples); ``None`` (default): :func:`auto_centres` of
-        the input dimension (:meth:`centres_for`); kernel_dtype: dtype of the Nystrom kernel blocks
-        (the normal equations are float64 either way, :mod:`reprjax.nystrom`).
+      centres: Nystrom centres ``M`` (at most the fitting samples); ``None`` (default): all the fitting samples
+        up to ``exact_n_max`` of them (with ``kernel_solver="nystrom"``: exact kernel ridge in float64), the rule
+        :func:`auto_centres` of the input dimension beyond (:meth:`centres_for`); kernel_dtype: dtype of the
+        Nystrom kernel blocks (the normal equations are float64 either way, :mod:`reprjax.nystrom`).
       n_active: traced sample count (0/1 masks), as in Algorithm 1.
     """
 
@@ -148,8 +149,12 @@ class KernelConfig:
         return self.n - max(1, round(self.val_fraction * self.n))
 
     def centres_for(self, d: int) -> int:
-        """Nystrom centres for inputs of dimension ``d``: ``centres``, or :func:`auto_centres` when ``None``."""
-        return auto_centres(d, self.n_fit) if self.centres is None else self.centres
+        """Nystrom centres for inputs of dimension ``d``: ``centres``; when ``None``, every fitting sample up to
+        ``exact_n_max`` of them (Nystrom is then exact kernel ridge, solved in float64) and :func:`auto_centres`
+        beyond."""
+        if self.centres is not None:
+            return self.centres
+        return self.n_fit if self.n_fit <= self.exact_n_max else auto_centres(d, self.n_fit)
 
     @property
     def uses_nystrom(self) -> bool:

@@ -99,3 +99,7 @@ def test_kernel_runs_search_their_solvers_default_strength_grid():
     assert baselines.KernelConfig(n=1000, lambdas=(1e-3,), kernel_solver="nystrom", centres=100).strengths == (1e-3,)
     with pytest.raises(ValueError, match="lambdas"):
         baselines.KernelConfig(n=1000, lambdas=(-1.0,))
+    # Nystrom's centres: every fitting sample up to exact_n_max of them (exact kernel ridge in float64), the rule beyond
+    assert baselines.KernelConfig(n=1000, kernel_solver="nystrom").centres_for(16) == 800
+    assert baselines.KernelConfig(n=20_000, kernel_solver="nystrom").centres_for(8) == 4096
+    assert baselines.KernelConfig(n=20_000).centres_for(16) == baselines.auto_centres(16, 16_000) == 9690
