@@ -1,9 +1,19 @@
-"""Shared test settings: hypothesis profiles sized for a 2-core CI machine."""
+"""Shared test settings: XLA's CPU compiler at optimisation level 0 and hypothesis profiles, sized for a 2-core CI
+machine."""
 
 import os
 
-import pytest
-from hypothesis import HealthCheck, settings
+#: The suite compiles hundreds of small programs, and on 2 CPU cores LLVM's optimisation passes are most of its time:
+#: at level 0 a compile-bound sweep subset took 18 s against 34 s, and a compute-bound one (width 1024, n = 8192)
+#: 72 s against 85 s (docs/measurements.md, "Test suite time").  Matrix products and factorisations are library
+#: calls, compiled the same either way; results agree to float rounding.  ``REPRJAX_TEST_FULL_OPT=1`` runs the suite
+#: with the default optimisation.  Subprocess tests pass these flags on (``TEST_XLA_FLAGS``).
+TEST_XLA_FLAGS = "" if os.environ.get("REPRJAX_TEST_FULL_OPT") == "1" else "--xla_backend_optimization_level=0"
+os.environ["REPRJAX_TEST_XLA_FLAGS"] = TEST_XLA_FLAGS
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 # jit compiles once per shape: tests draw values, not shapes, keep example counts modest and never time a single
 # example (compilation makes the first one slow).

@@ -49,7 +49,8 @@ def test_summarise_run_takes_the_chosen_strength_and_flags_any_non_finite_outcom
                                               target_second_moment=jnp.float32(1.0)),
                                 _head([0.5, 0.1, 0.4]), jnp.float32(0.9))
     assert float(ok.lam) == pytest.approx(1e-2) and float(ok.val_mse) == pytest.approx(0.1) and not bool(ok.failed)
-    bad = contract.summarise_run(HeldOutErrors(nmse=jnp.float32(jnp.nan), mae=jnp.float32(0.3), mse=jnp.float32(jnp.nan),
+    nan = jnp.float32(jnp.nan)
+    bad = contract.summarise_run(HeldOutErrors(nmse=nan, mae=jnp.float32(0.3), mse=nan,
                                                target_second_moment=jnp.float32(1.0)),
                                  _head([0.5, 0.1, 0.4]), jnp.float32(0.9))
     assert bool(bad.failed)
@@ -74,7 +75,8 @@ def test_strength_position_and_edge_drop_follow_the_strengths_not_their_order(or
     # at the smallest edge: the drop over the last step is (0.31 - 0.30) / 0.30; inside the grid: 0
     assert float(contract.edge_validation_drop(lambdas, val, at(1e-6))) == pytest.approx(0.01 / 0.30, rel=1e-5)
     assert float(contract.edge_validation_drop(lambdas, val, at(1e-2))) == 0.0
-    assert float(contract.edge_validation_drop(lambdas, val, at(1.0))) == pytest.approx((0.50 - 0.90) / 0.90, rel=1e-5)
+    drop_at_top = float(contract.edge_validation_drop(lambdas, val, at(1.0)))
+    assert drop_at_top == pytest.approx((0.50 - 0.90) / 0.90, rel=1e-5)
     one = jnp.asarray([1e-3])
     assert float(contract.strength_position(one, 0)) == 0.5
     assert float(contract.edge_validation_drop(one, jnp.asarray([0.2]), 0)) == 0.0
@@ -99,7 +101,7 @@ def test_kernel_runs_search_their_solvers_default_strength_grid():
     assert baselines.KernelConfig(n=1000, lambdas=(1e-3,), kernel_solver="nystrom", centres=100).strengths == (1e-3,)
     with pytest.raises(ValueError, match="lambdas"):
         baselines.KernelConfig(n=1000, lambdas=(-1.0,))
-    # Nystrom's centres: every fitting sample up to exact_n_max of them (exact kernel ridge in float64), the rule beyond
+    # Nystrom's centres: every fitting sample up to exact_n_max (exact kernel ridge in float64), the rule beyond
     assert baselines.KernelConfig(n=1000, kernel_solver="nystrom").centres_for(16) == 800
     assert baselines.KernelConfig(n=20_000, kernel_solver="nystrom").centres_for(8) == 4096
     assert baselines.KernelConfig(n=20_000).centres_for(16) == baselines.auto_centres(16, 16_000) == 9690

@@ -51,6 +51,7 @@ def _table(out: Path):
 def test_two_processes_joined_by_jax_distributed_give_the_rows_of_one_and_only_one_writes(tmp_path):
     out, port = tmp_path / "two", _free_port()
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["XLA_FLAGS"] = os.environ.get("REPRJAX_TEST_XLA_FLAGS", "")  # the suite's compiler flags (conftest)
     procs = [subprocess.Popen([sys.executable, "-c", _PROCESS.format(port=port, pid=pid, tests=str(REPO / "tests"),
                                                                      out=str(out))],
                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
