@@ -37,6 +37,7 @@ class Spectrum:
     energy: Float[Array, " K1"]
     energy_se: Float[Array, " K1"]
     coeffs: Float[Array, " T"]
+    coeffs_se: Float[Array, " T"]
     in_span: Float[Array, ""]
     in_span_se: Float[Array, ""]
     perp: Float[Array, ""]
@@ -112,6 +113,5 @@ def hermite_spectrum(
     energy_se = jnp.sqrt(onehot @ (4.0 * coeffs**2 * var / n + 2.0 * (var / n) ** 2))
     means = m1 / n
     se = jnp.sqrt(jnp.maximum(m2 / n - means**2, 0.0) / (n - 1))
-    return Spectrum(energy=energy, energy_se=energy_se, coeffs=coeffs, in_span=means[0], in_span_se=se[0],
-                    perp=means[1],
-                    perp_se=se[1], total=means[2], alphas=alphas)
+    return Spectrum(energy=energy, energy_se=energy_se, coeffs=coeffs, coeffs_se=jnp.sqrt(var / n),
+                    in_span=means[0], in_span_se=se[0], perp=means[1], perp_se=se[1], total=means[2], alphas=alphas)

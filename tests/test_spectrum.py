@@ -4,7 +4,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from reprjax import targets
@@ -24,6 +24,7 @@ def _spectrum(key, predictor, U):  # the predictor is an argument: one compilati
 @settings(max_examples=5, deadline=None)
 @given(coeffs=st.lists(st.floats(-1.0, 1.0), min_size=len(TERMS), max_size=len(TERMS)),
        seed=st.integers(0, 2**16))
+@example(coeffs=[0.0] * 7 + [1.0], seed=16)  # once beyond a fixed tolerance: h_3(z1) alone, heavy-tailed products
 def test_spectrum_recovers_known_coefficients_by_degree_and_outside_span(coeffs, seed):
     U_full = targets.random_orthonormal(jax.random.key(seed), R + 1, D)
     predictor = targets.MultiIndexTarget.from_terms(U_full, list(zip(TERMS, coeffs)))
@@ -38,10 +39,12 @@ def test_spectrum_recovers_known_coefficients_by_degree_and_outside_span(coeffs,
     assert abs(float(spec.perp) - np.sum(c[~inside] ** 2)) <= 6.0 * float(spec.perp_se) + 0.01
     # nothing above degree 3 inside span(U)
     assert abs(float(spec.higher)) <= 6.0 * (float(spec.in_span_se) + float(jnp.sum(spec.energy_se))) + 0.01
+    # each coefficient within 6 of its own standard errors (the products f h_alpha are heavy-tailed: a fixed
+    # tolerance failed on f = h_3(z1) alone, whose h_1 coefficient has a standard error of ~0.035 at 8192 pairs)
     for alpha, value in zip(TERMS, c):
         if alpha[2] == 0:
-            got = float(spec.coeffs[spec.alphas.index(alpha[:2])])
-            assert abs(got - value) <= 0.06 * (1.0 + np.sum(c**2))
+            i = spec.alphas.index(alpha[:2])
+            assert abs(float(spec.coeffs[i]) - value) <= 6.0 * float(spec.coeffs_se[i]) + 0.01
 
 
 def test_multi_indices_up_to_counts_every_monomial_once():
