@@ -81,8 +81,9 @@ def edge_validation_drop(lambdas: Float[Array, " L"], val_mse: Float[Array, " L"
         return jnp.asarray(0.0, jnp.float32)
     order = jnp.argsort(lambdas)
     chosen = val_mse[index]
-    drop_low = (val_mse[order[1]] - chosen) / chosen
-    drop_high = (val_mse[order[-2]] - chosen) / chosen
+    scale = jnp.maximum(chosen, jnp.finfo(val_mse.dtype).tiny)  # a zero validation error is not a NaN row
+    drop_low = (val_mse[order[1]] - chosen) / scale
+    drop_high = (val_mse[order[-2]] - chosen) / scale
     drop = jnp.where(index == order[0], drop_low, jnp.where(index == order[-1], drop_high, 0.0))
     return drop.astype(jnp.float32)
 

@@ -77,6 +77,10 @@ def test_strength_position_and_edge_drop_follow_the_strengths_not_their_order(or
     assert float(contract.edge_validation_drop(lambdas, val, at(1e-2))) == 0.0
     drop_at_top = float(contract.edge_validation_drop(lambdas, val, at(1.0)))
     assert drop_at_top == pytest.approx((0.50 - 0.90) / 0.90, rel=1e-5)
+    # a zero validation error at the edge (a target the grid fits exactly) gives a finite drop, not a NaN row
+    flat = contract.edge_validation_drop(lambdas, jnp.zeros(4), at(1e-6))
+    falling = contract.edge_validation_drop(lambdas, jnp.zeros(4).at[at(1e-4)].set(0.1), at(1e-6))
+    assert float(flat) == 0.0 and bool(jnp.isfinite(falling)) and float(falling) > 1e3
     one = jnp.asarray([1e-3])
     assert float(contract.strength_position(one, 0)) == 0.5
     assert float(contract.edge_validation_drop(one, jnp.asarray([0.2]), 0)) == 0.0

@@ -46,6 +46,7 @@ import pandas as pd
 
 from reprjax import (analysis, first_layer_training, link_targets, multistep_methods, network, plot_dynamics, plotting,
                      sweep)
+from reprjax._validate import check_choice
 from reprjax.experiments import base
 
 NAME = "beyond-one-step"
@@ -131,8 +132,7 @@ class Config:
             raise ValueError(f"n_multiples must be a non-empty list of positive numbers, got {list(self.n_multiples)}")
         if self.width < 2 or self.width % 2:
             raise ValueError(f"width must be an even integer >= 2, got {self.width}")
-        if self.activation not in network.ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(network.ACTIVATIONS)}, got {self.activation!r}")
+        check_choice("activation", self.activation, tuple(network.ACTIVATIONS))
         if not self.init_bias_scale >= 0:
             raise ValueError(f"init_bias_scale must be >= 0, got {self.init_bias_scale}")
         base.check_seeds(self.seeds)
@@ -142,9 +142,7 @@ class Config:
         base.check_positive_ints("online_batch", (self.online_batch,))
         if not self.online_eta_scale > 0:
             raise ValueError(f"online_eta_scale must be > 0, got {self.online_eta_scale}")
-        if self.online_schedule not in first_layer_training.SCHEDULES:
-            raise ValueError(f"online_schedule must be one of {list(first_layer_training.SCHEDULES)}, "
-                             f"got {self.online_schedule!r}")
+        check_choice("online_schedule", self.online_schedule, first_layer_training.SCHEDULES)
         if self.record_every is not None:
             base.check_positive_ints("record_every", (self.record_every,))
 

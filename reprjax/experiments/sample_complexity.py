@@ -27,6 +27,7 @@ import jax
 import pandas as pd
 
 from reprjax import analysis, baselines, kernel_theory, plotting, plotting_kernels, sweep, targets
+from reprjax._validate import check_choice
 from reprjax.experiments import base
 from reprjax.methods import kernel_methods
 
@@ -77,9 +78,7 @@ class Config:
         if self.centres is not None and self.centres > self.exact_n_max:
             raise ValueError(f"centres = {self.centres} must be <= exact_n_max = {self.exact_n_max} (Nystrom runs "
                              f"only past exact_n_max fitting samples, and needs centres <= samples)")
-        if self.kernel_solver not in baselines.KERNEL_SOLVERS:
-            raise ValueError(f"kernel_solver must be one of {list(baselines.KERNEL_SOLVERS)}, "
-                             f"got {self.kernel_solver!r}")
+        check_choice("kernel_solver", self.kernel_solver, baselines.KERNEL_SOLVERS)
         if self.kernel_bias_scale < 0:
             raise ValueError(f"kernel_bias_scale must be >= 0, got {self.kernel_bias_scale}")
 

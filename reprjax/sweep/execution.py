@@ -95,8 +95,7 @@ class ProgramCache:
         self.max_programs = max_programs
         self.max_signatures = max_signatures
         self._programs: OrderedDict[tuple[Any, ...], Callable[..., Any]] = OrderedDict()
-        self._seen: set[tuple[Any, ...]] = set()
-        self._signatures: dict[tuple[Any, ...], int] = {}  # compiled signatures held, per program
+        self._seen: set[tuple[Any, ...]] = set()  # (key, signature) compiled by the kept programs
         self._lock = threading.Lock()
         self.compiled = 0
 
@@ -106,7 +105,7 @@ class ProgramCache:
     @property
     def signatures(self) -> int:
         """Compiled signatures the kept programs hold."""
-        return sum(self._signatures.get(k, 0) for k in self._programs)
+        return sum(1 for key, _ in self._seen if key in self._programs)
 
     def get(self, key: tuple[Any, ...], build: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
         """The program stored under ``key`` (built by ``build()`` the first time), counting new signatures."""
@@ -115,6 +114,7 @@ class ProgramCache:
                 self._programs.move_to_end(key)
                 return self._programs[key]
             program = self._programs[key] = self._counting(key, build())
+            self._seen = {sig for sig in self._seen if sig[0] != key}  # calls of an earlier, dropped program
             self._evict(keep=key)
             return program
 
@@ -123,7 +123,6 @@ class ProgramCache:
         with self._lock:
             self._programs.clear()
             self._seen.clear()
-            self._signatures.clear()
 
     def _evict(self, keep: tuple[Any, ...]) -> None:
         """Drop least recently used programs other than ``keep`` while over either bound (lock held)."""
@@ -132,7 +131,6 @@ class ProgramCache:
             if oldest is None:
                 return
             del self._programs[oldest]
-            self._signatures.pop(oldest, None)
             self._seen = {sig for sig in self._seen if sig[0] != oldest}
 
     def _counting(self, key: tuple[Any, ...], program: Callable[..., Any]) -> Callable[..., Any]:
@@ -142,9 +140,7 @@ class ProgramCache:
                 if sig not in self._seen:
                     self._seen.add(sig)
                     self.compiled += 1
-                    if key in self._programs:
-                        self._signatures[key] = self._signatures.get(key, 0) + 1
-                        self._evict(keep=key)
+                    self._evict(keep=key)
             return program(*args)
 
         return call
