@@ -2,15 +2,15 @@
 
 Run:  python benchmarks/bench_kernels.py [--quick] [--only NAME ...] [--out DIR]
 
-Runs, through :func:`reprjax.benchmarking.main` (same timer, roofline, memory and report as ``reprjax bench``):
+Runs, through :func:`reprjax.bench.harness.main` (same timer, roofline, memory and report as ``reprjax bench``):
 
-* ``entk``, ``kernel_ridge``: from :mod:`reprjax.bench_suite` (closed-form eNTK with x1 = x2 and x1 != x2 against
+* ``entk``, ``kernel_ridge``: from :mod:`reprjax.bench.suite` (closed-form eNTK with x1 = x2 and x1 != x2 against
   the generic Jacobian eNTK at n = 2048, d = 64, m = 4096; the eNTK Gram at n = 16,384 and kernel ridge over a
   10-strength grid);
 * ``entk_blocks``: the closed form over a grid of hidden and row block sizes, each row also against a matmul
   shaped like its blocks (the fraction is then never flattered by a slow square reference);
 * ``entk_jacobian``: how a Jacobian block of the generic eNTK is formed: per-sample gradients (what
-  :func:`reprjax.kernels.entk` uses) against ``jacrev`` of the batch.
+  :func:`reprjax.kernels.empirical.entk` uses) against ``jacrev`` of the batch.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from reprjax import bench_suite, kernels, network
-from reprjax.benchmarking import PeakMemory, main, matmul_roofline, result, time_call
+from reprjax import network
+from reprjax.bench import suite as bench_suite
+from reprjax.kernels import empirical as kernels
+from reprjax.bench.harness import PeakMemory, main, matmul_roofline, result, time_call
 
 
 def _problem(quick: bool) -> tuple[Any, jax.Array, int, int, int]:

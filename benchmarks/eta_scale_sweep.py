@@ -2,7 +2,7 @@
 
 Sweeps eta_scale over a grid for the paper target (r = 2, p = 4) at d in {16, 32} and n in {8 d^2, 32 d^2},
 m = 1024, seeds vmapped, and prints the mean normalised test MSE of each cell.  The constant in
-``reprjax.algorithm.DEFAULT_ETA_SCALE`` is the grid value with the lowest error averaged over the cells.
+``reprjax.methods.algorithm1.DEFAULT_ETA_SCALE`` is the grid value with the lowest error averaged over the cells.
 
 Run: python benchmarks/eta_scale_sweep.py [--seeds 4]
 
@@ -28,7 +28,9 @@ import jax
 import numpy as np
 import pandas as pd
 
-from reprjax import algorithm, network, targets
+from reprjax import network
+from reprjax.methods import algorithm1 as algorithm
+from reprjax.problem import targets
 
 
 def main() -> None:

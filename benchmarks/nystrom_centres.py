@@ -1,5 +1,5 @@
 """Nystrom against exact kernel ridge, and the error against the number of centres M (the evidence behind
-``reprjax.baselines.DEFAULT_CENTRES``; results in docs/kernels_at_scale.md, "Nystrom centres").
+``reprjax.methods.kernel_ridge.DEFAULT_CENTRES``; results in docs/kernels_at_scale.md, "Nystrom centres").
 
     python benchmarks/nystrom_centres.py --d 16 --n 8192 --centres 1024 2048 4096 6553 --seeds 2
 
@@ -14,7 +14,9 @@ import time
 
 import jax
 
-from reprjax import baselines, network, targets
+from reprjax import network
+from reprjax.methods import kernel_ridge as baselines
+from reprjax.problem import targets
 
 
 def main() -> None:

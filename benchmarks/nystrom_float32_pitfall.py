@@ -1,4 +1,4 @@
-"""Nystrom normal equations in float32 against reprjax.nystrom's float64 ones (docs/kernels_at_scale.md,
+"""Nystrom normal equations in float32 against reprjax.solvers.nystrom's float64 ones (docs/kernels_at_scale.md,
 "Nystrom precision").
 
     python benchmarks/nystrom_float32_pitfall.py --d 8 --n 16384 --centres 1024
@@ -14,7 +14,10 @@ import argparse
 import jax
 import jax.numpy as jnp
 
-from reprjax import data, kernels, nystrom, targets
+from reprjax.problem import data
+from reprjax.kernels import empirical as kernels
+from reprjax.solvers import nystrom
+from reprjax.problem import targets
 
 LAMBDAS = (1e-7, 1e-6, 1e-5, 1e-4)
 

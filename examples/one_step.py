@@ -9,7 +9,9 @@ same pipeline with the first layer frozen at initialisation).  About a minute on
 import jax
 import numpy as np
 
-from reprjax import algorithm, network, targets
+from reprjax import network
+from reprjax.methods import algorithm1 as algorithm
+from reprjax.problem import targets
 
 d = 32
 target = targets.paper_target(jax.random.key(0), d, r=2, p=4)

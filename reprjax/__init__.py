@@ -1,67 +1,46 @@
 """reprjax: reproduce and extend Damian, Lee & Soltanolkotabi (COLT 2022) in JAX.
 
-The modules, bottom layer first (docs/architecture.md), and the main entry points are attributes of the package,
-imported on first use, so ``import reprjax`` stays fast::
+The package is its layers, bottom first (docs/architecture.md): ``maths`` -> ``problem`` -> ``network`` ->
+``solvers`` | ``kernels`` -> ``methods`` -> ``sweep`` -> ``report`` -> ``studies`` -> ``bench`` -> ``cli``.
+Layers, their modules and the main entry points are attributes of the package, imported on first use, so
+``import reprjax`` loads no jax::
 
     import jax
     import reprjax
 
     target = reprjax.paper_target(jax.random.key(0), d=32)
-    metrics = reprjax.algorithm.run(jax.random.key(1), target, reprjax.Algorithm1Config(n=4096))
+    metrics = reprjax.methods.algorithm1.run(jax.random.key(1), target, reprjax.Algorithm1Config(n=4096))
     grid = reprjax.Grid(methods=("algorithm1", "entk"), dims=(16,), n=(1024,))
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from reprjax._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
-#: The public modules, by layer: maths, problem, network, solvers, methods, sweep, studies, face.
-_MODULES = (
-    "hermite", "chunking",
-    "targets", "data",
-    "network",
-    "ridge", "kernels", "infinite_kernels", "nystrom",
-    "contract", "algorithm", "second_layer", "metrics", "baselines", "multistep", "methods",
-    "sweep", "host_threads",
-    "experiments",
-    "cli", "plotting", "benchmarking", "bench_suite",
-)
+#: The layers, bottom first.
+_MODULES = ("maths", "problem", "network", "solvers", "kernels", "methods", "sweep", "report", "studies", "bench", "cli")
 
 #: Main entry points, each re-exported from the module named.
 _ENTRY_POINTS = {
-    "MultiIndexTarget": "targets",
-    "paper_target": "targets",
-    "DataConfig": "data",
-    "sample_dataset": "data",
+    "MultiIndexTarget": "problem.targets",
+    "paper_target": "problem.targets",
+    "DataConfig": "problem.data",
+    "sample_dataset": "problem.data",
     "NetworkConfig": "network",
-    "Algorithm1Config": "algorithm",
-    "Metrics": "contract",
-    "train_one_step": "algorithm",
-    "KernelConfig": "baselines",
-    "METHODS": "methods",
-    "get_method": "methods",
+    "Algorithm1Config": "methods.algorithm1",
+    "Metrics": "methods.contract",
+    "train_one_step": "methods.algorithm1",
+    "KernelConfig": "methods.kernel_ridge",
+    "METHODS": "methods.registry",
+    "get_method": "methods.registry",
     "Grid": "sweep",
     "TargetSpec": "sweep",
     "run_sweep": "sweep",
     "load_results": "sweep",
-    "EXPERIMENTS": "experiments",
+    "STUDIES": "studies",
 }
 
-__all__ = ["__version__", *_MODULES, *_ENTRY_POINTS]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    if name in _ENTRY_POINTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_ENTRY_POINTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, _names = lazy_attributes(__name__, _MODULES, _ENTRY_POINTS)
+__all__ = ["__version__", *_names]

@@ -191,7 +191,7 @@ def check_fields(obj: Any) -> None:
 
 # ------------------------------------------------------------------------------------------------ stage sizes
 def stage_sizes(n: int, val_fraction: float, split_fraction: float | None) -> tuple[int, int, int]:
-    """``(n_val, n_stage1, n_stage2)`` exactly as :func:`reprjax.data.sample_roles` assigns ``n`` samples."""
+    """``(n_val, n_stage1, n_stage2)`` exactly as :func:`reprjax.problem.data.sample_roles` assigns ``n`` samples."""
     n_val = max(1, round(val_fraction * n))
     n_fit = n - n_val
     if split_fraction is None:

@@ -38,15 +38,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _experiment(name: str) -> Any:
-    from reprjax.experiments import EXPERIMENTS
+    from reprjax.studies import STUDIES
 
-    if name not in EXPERIMENTS:
-        raise UsageError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
-    return EXPERIMENTS[name]
+    if name not in STUDIES:
+        raise UsageError(f"unknown experiment {name!r}; choose one of {', '.join(STUDIES)}")
+    return STUDIES[name]
 
 
 def _build_config(module: Any, config_file: str | None, overrides: dict[str, Any]) -> Any:
-    from reprjax.experiments import base
+    from reprjax.studies import base
 
     values: dict[str, Any] = base.load_toml(config_file) if config_file else {}
     given = {k: v for k, v in overrides.items() if v is not None}
@@ -57,7 +57,7 @@ def _build_config(module: Any, config_file: str | None, overrides: dict[str, Any
 
 
 def _finish(module: Any, config: Any, df: Any, out: Path, report: Any | None = None) -> None:
-    from reprjax import outdir
+    from reprjax.sweep import outdir
 
     summary = module.summarise(df, config)
     text = module.report(summary, config)
@@ -83,8 +83,8 @@ def _finish(module: Any, config: Any, df: Any, out: Path, report: Any | None = N
 
 
 def _run_into(module: Any, config: Any, out: Path, args: argparse.Namespace, source: str, **kwargs: Any) -> int:
-    from reprjax import outdir
-    from reprjax.experiments import base
+    from reprjax.sweep import outdir
+    from reprjax.studies import base
 
     mask = kwargs.get("mask_samples")
     try:  # before the directory is touched
@@ -113,8 +113,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from reprjax import outdir, sweep
-    from reprjax.experiments import base
+    from reprjax import sweep
+    from reprjax.sweep import outdir
+    from reprjax.studies import base
 
     out = Path(args.dir)
     outdir.check_usable(out, create=False)
@@ -135,7 +136,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from reprjax.experiments import base, sample_complexity
+    from reprjax.studies import base, sample_complexity
 
     values = dict(dims=[12, 16, 24], n_over_d2=[0.5, 1.0, 2.0, 4.0, 8.0, 16.0], width=512,
                   methods=["algorithm1", "entk"], seeds=args.seeds, kernel_n_max=4096, n_test=8192, bootstrap=200,
@@ -149,7 +150,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from reprjax import bench_suite
+    from reprjax.bench import suite as bench_suite
 
     return bench_suite.main(args.bench_args)
 
@@ -157,7 +158,7 @@ def _bench(args: argparse.Namespace) -> int:
 def _targets(args: argparse.Namespace) -> int:
     import jax
 
-    from reprjax import targets
+    from reprjax.problem import targets
 
     if args.d < 3:
         raise UsageError(f"--d must be >= 3 (the catalogue holds a target with r = 3 directions), got {args.d}")
@@ -174,7 +175,7 @@ def _targets(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from reprjax.experiments import EXPERIMENTS
+    from reprjax.studies import STUDIES
     from reprjax.sweep import EXECUTIONS
 
     parser = _Parser(prog="reprjax", description="Reproduce Damian, Lee & Soltanolkotabi (2022).")
@@ -189,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     run = sub.add_parser("run", help="run an experiment (resumable sweep), print its report, write its plots",
-                         description="Experiments: " + ", ".join(EXPERIMENTS) + ". Example configs: examples/*.toml.")
-    run.add_argument("experiment", help="one of: " + ", ".join(EXPERIMENTS))
+                         description="Experiments: " + ", ".join(STUDIES) + ". Example configs: examples/*.toml.")
+    run.add_argument("experiment", help="one of: " + ", ".join(STUDIES))
     run.add_argument("--config", help="TOML file overriding the experiment's defaults (see examples/)")
     run.add_argument("--out", help="results directory (default runs/EXPERIMENT); re-running resumes it")
     run.add_argument("--seeds", type=int, help="seeds per configuration (overrides the config)")

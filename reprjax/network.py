@@ -16,6 +16,8 @@ from flax import struct
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from reprjax import _validate
+from reprjax.problem.data import Role
+from reprjax.problem.streams import SampleSource, stream_sum
 
 
 def _poly(z: Array) -> Array:
@@ -155,3 +157,25 @@ def features(params: TwoLayerParams, x: Float[Array, "n d"], act: str = "relu") 
 def forward(params: TwoLayerParams, x: Float[Array, "n d"], act: str = "relu") -> Float[Array, " n"]:
     """``f(x) = sum_j a_j act(<w_j, x> + b_j)``, batched over the rows of ``x``."""
     return features(params, x, act) @ params.a
+
+
+def chunk_gradient(
+    params: TwoLayerParams, x: Float[Array, "k d"], y: Float[Array, " k"], w: Float[Array, " k"], act: str
+) -> Float[Array, "m d"]:
+    """``grad_W sum_i w_i (f(x_i) - y_i)^2`` on one block, by ``jax.grad``."""
+
+    def loss_sum(W):
+        return jnp.sum(w * (forward(params.replace(W=W), x, act) - y) ** 2)
+
+    return jax.grad(loss_sum)(params.W)
+
+
+def stream_square_loss_gradient(
+    params: TwoLayerParams, source: SampleSource, role: Role, act: str = "relu", chunk: int = 16384
+) -> Float[Array, "m d"]:
+    """``grad_W L`` for ``L = (1/n) sum_i w_i (f(x_i) - y_i)^2`` over the role's rows, streamed.
+
+    Memory ``O(chunk * (d + m) + m d)``.
+    """
+    grad, n = stream_sum(lambda b, w: (chunk_gradient(params, b.x, b.y, w, act), jnp.sum(w)), source, role, chunk)
+    return grad / n

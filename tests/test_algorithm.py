@@ -12,8 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from reprjax import algorithm, data, metrics, network, ridge, targets
-from reprjax.algorithm import Algorithm1Config
+from reprjax import network
+from reprjax.methods import algorithm1 as algorithm
+from reprjax.problem import data
+from reprjax.methods import scoring as metrics
+from reprjax.solvers import ridge
+from reprjax.problem import targets
+from reprjax.methods.algorithm1 import Algorithm1Config
 
 NET = network.NetworkConfig(width=1024)
 run_seeds = jax.jit(jax.vmap(algorithm.run, in_axes=(0, None, None)))
@@ -53,7 +58,7 @@ def test_first_step_concentrates_like_sqrt_d_over_n():
     draws against tr Cov / n at every (d, n) (the law of large numbers for the gradient), its slope -1 in n, and the
     variance formula at d = 8 and d = 32.
     """
-    from reprjax import hermite
+    from reprjax.maths import hermite
 
     m = 64
     grad = jax.jit(algorithm.square_loss_gradient, static_argnames=("act", "chunk"))
@@ -94,7 +99,7 @@ def test_first_step_aligns_with_span_U_as_n_grows():
     0.61 at 2 d^2, 0.79 at 8 d^2, 0.93 at 32 d^2 (measured over 6 seeds: 0.62, 0.81, 0.91, spread +-0.01 at
     32 d^2).  Threshold 0.85: the prediction less the O(1/d) out-of-span mean term (E[y delta(w.x)] w) and spread.
     """
-    from reprjax import hermite
+    from reprjax.maths import hermite
 
     d, r = 16, 2
     step = jax.jit(algorithm.first_layer_step, static_argnames=("act", "chunk"))
@@ -327,7 +332,7 @@ def test_diverged_run_is_reported_failed_and_never_averaged():
 
 # ------------------------------------------------------------------------------------------------ multi-step baseline
 def test_multistep_baseline_trains_both_layers_and_vmaps():
-    from reprjax import multistep
+    from reprjax.methods import both_layers as multistep
 
     t = targets.paper_target(jax.random.key(0), 8)
     # n = 4096: a validation split of 819 samples (a heavy-tailed target makes smaller ones unreliable)
@@ -348,7 +353,7 @@ def test_multistep_baseline_trains_both_layers_and_vmaps():
                                                                                    "learning_rate"),
                                          (dict(steps=0), "steps"), (dict(n=1), "n must be in")])
 def test_multistep_bad_config_raises(kwargs, name):
-    from reprjax import multistep
+    from reprjax.methods import both_layers as multistep
 
     with pytest.raises(ValueError, match=name):
         multistep.MultiStepConfig(**kwargs)

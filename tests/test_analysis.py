@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from reprjax import cli, sweep
-from reprjax import analysis
-from reprjax.experiments import base, sample_complexity
+from reprjax.report import tables as analysis
+from reprjax.studies import base, sample_complexity
 
 
 def synthetic_table(rng, exponent=2.0, dims=(8, 16, 32, 64), seeds=3, sigma=0.15, never=(), method="m",

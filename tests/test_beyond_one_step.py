@@ -5,8 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reprjax import link_targets, methods, multistep_methods as mm, plot_dynamics, sweep, targets
-from reprjax.experiments import base, beyond_one_step as study
+from reprjax import sweep
+from reprjax.problem import links as link_targets
+from reprjax.methods import registry as methods
+from reprjax.methods import first_layer_presets as mm
+from reprjax.report import dynamics_figures as plot_dynamics
+from reprjax.problem import targets
+from reprjax.studies import base, beyond_one_step as study
 
 MULTI = {"one_step": mm.one_step_config, "gd_reuse": mm.gd_reuse_config, "gd_fresh": mm.gd_fresh_config,
          "online_sgd": mm.online_sgd_config}

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reprjax import _validate, cli, sweep
-from reprjax.experiments import EXPERIMENTS, base, sample_complexity, spiked_covariance
+from reprjax.studies import STUDIES, base, sample_complexity, spiked_covariance
 
 SETTINGS = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -59,7 +59,7 @@ def _wrong_scalar(annotation, name: str) -> st.SearchStrategy:
 KNOWN_GAPS: dict[tuple[str, str], str] = {}
 FIELDS = [pytest.param(name, f.name, marks=pytest.mark.xfail(reason=KNOWN_GAPS[name, f.name], strict=False))
           if (name, f.name) in KNOWN_GAPS else (name, f.name)
-          for name, module in EXPERIMENTS.items() for f in dataclasses.fields(module.Config)]
+          for name, module in STUDIES.items() for f in dataclasses.fields(module.Config)]
 
 
 def _snapshot(root: Path, skip: Path) -> dict[str, float]:
@@ -83,7 +83,7 @@ def _assert_one_line_exit_2(code: int, err: str, *needles: str) -> None:
 def test_every_wrong_toml_value_is_one_line_exit_2_naming_file_and_key_and_nothing_written(experiment, field, capsys,
                                                                                          monkeypatch):
     monkeypatch.setattr(sweep, "run_sweep", _never_run)
-    module = EXPERIMENTS[experiment]
+    module = STUDIES[experiment]
     hints = typing.get_type_hints(module.Config)
 
     @SETTINGS
@@ -111,7 +111,7 @@ def test_every_wrong_toml_value_is_one_line_exit_2_naming_file_and_key_and_nothi
 @SETTINGS
 @given(option=st.sampled_from([["--seeds", "0"], ["--seeds", "-2"], ["--seeds", "2.5"], ["--seeds", "x"],
                                ["--seeds", "true"], ["--execution", "gpu"], ["--bogus"]]),
-       experiment=st.sampled_from(sorted(EXPERIMENTS)))
+       experiment=st.sampled_from(sorted(STUDIES)))
 def test_every_wrong_command_line_option_is_one_line_exit_2(option, experiment, capsys):
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
@@ -226,7 +226,7 @@ def test_algorithm1_config_checks_the_roles_of_n_and_of_n_active():
     count: no float that rounds, no silently empty stage."""
     import jax.numpy as jnp
 
-    from reprjax.algorithm import Algorithm1Config
+    from reprjax.methods.algorithm1 import Algorithm1Config
 
     with pytest.raises(ValueError, match="n_active must be an integer"):
         Algorithm1Config(n=100, n_active=2.5)

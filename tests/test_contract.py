@@ -1,4 +1,4 @@
-"""The run contract (reprjax.contract): what every method shares, checked once here."""
+"""The run contract (reprjax.methods.contract): what every method shares, checked once here."""
 
 import chex
 import jax
@@ -6,9 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from reprjax import algorithm, baselines, contract, multistep, network
-from reprjax.metrics import HeldOutErrors
-from reprjax.second_layer import HeadFit
+from reprjax import network
+from reprjax.methods import algorithm1 as algorithm
+from reprjax.methods import kernel_ridge as baselines
+from reprjax.methods import contract
+from reprjax.methods import both_layers as multistep
+from reprjax.methods.scoring import HeldOutErrors
+from reprjax.solvers.head import HeadFit
 
 
 def test_every_method_module_uses_the_one_contract():

@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reprjax import data, network, targets
+from reprjax import network
+from reprjax.problem import data
+from reprjax.problem import targets
 
 D = 8
 

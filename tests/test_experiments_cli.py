@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from reprjax import cli, sweep
-from reprjax import analysis
-from reprjax.experiments import EXPERIMENTS, base
+from reprjax.report import tables as analysis
+from reprjax.studies import STUDIES, base
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,7 +85,7 @@ def test_each_experiment_runs_end_to_end_through_the_cli(name, tmp_path, capsys)
     assert "figures:" in text and (out / "report.txt").exists()
     assert list(out.glob("*.png")) and list(out.glob("*.pdf"))
     df = sweep.load_results(out)
-    assert len(df) == len(EXPERIMENTS[name].grid(base.config_from_dict(EXPERIMENTS[name].Config, TINY[name])).runs())
+    assert len(df) == len(STUDIES[name].grid(base.config_from_dict(STUDIES[name].Config, TINY[name])).runs())
     # resuming does no work and `plot` redraws from disk
     assert cli.main(["run", name, "--config", str(cfg), "--out", str(out), "--no-progress"]) == 0
     assert "0 groups run" in capsys.readouterr().out
@@ -94,12 +94,12 @@ def test_each_experiment_runs_end_to_end_through_the_cli(name, tmp_path, capsys)
 
 def test_example_configs_are_valid():
     examples = sorted((REPO / "examples").glob("*.toml"))
-    assert {p.stem.replace("_", "-") for p in examples} >= set(EXPERIMENTS)
+    assert {p.stem.replace("_", "-") for p in examples} >= set(STUDIES)
     for path in examples:
         # the experiment is the file's name, or the one its first line runs (`# reprjax run NAME --config ...`)
         first = path.read_text().splitlines()[0].split()
         name = first[3] if first[:3] == ["#", "reprjax", "run"] else path.stem.replace("_", "-")
-        module = EXPERIMENTS[name]
+        module = STUDIES[name]
         config = base.config_from_dict(module.Config, base.load_toml(path), source=str(path))
         assert module.grid(config).runs()
 

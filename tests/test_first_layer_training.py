@@ -9,9 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reprjax import algorithm, first_layer_training as flt, multistep_methods as mm, targets
+from reprjax.methods import algorithm1 as algorithm
+from reprjax.methods import first_layer as flt
+from reprjax.methods import first_layer_presets as mm
+from reprjax.problem import targets
 from reprjax.network import NetworkConfig, init_symmetric
-from reprjax.overlaps import overlaps
+from reprjax.methods.overlaps import overlaps
 
 D, M, N = 12, 16, 256
 NET = NetworkConfig(width=M, output_scale="mean")

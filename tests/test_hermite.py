@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.polynomial import hermite_e
 
-from reprjax import hermite
+from reprjax.maths import hermite
 
 
 def _numpy_h(z: np.ndarray, k: int) -> np.ndarray:

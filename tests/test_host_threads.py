@@ -1,4 +1,4 @@
-"""Runs side by side on the CPU cores (reprjax.host_threads)."""
+"""Runs side by side on the CPU cores (reprjax.sweep.host_threads)."""
 
 import threading
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from reprjax import host_threads
+from reprjax.sweep import host_threads
 
 
 def _blas_threads() -> list[int]:

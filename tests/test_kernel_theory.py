@@ -1,4 +1,4 @@
-"""Kernel plateaus from Hermite energies (reprjax.kernel_theory) and the study's use of them."""
+"""Kernel plateaus from Hermite energies (reprjax.kernels.theory) and the study's use of them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reprjax import kernel_theory, targets
-from reprjax.experiments import sample_complexity
+from reprjax.kernels import theory as kernel_theory
+from reprjax.problem import targets
+from reprjax.studies import sample_complexity
 
 
 def test_paper_target_plateaus_are_one_then_half_then_zero():

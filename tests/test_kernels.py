@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reprjax import kernels, network
+from reprjax import network
+from reprjax.kernels import empirical as kernels
 
 D, N, M = 8, 24, 64
 SUBSETS = [("W", "a", "b"), ("W",), ("a",), ("b",), ("W", "b")]  # every branch of the closed form

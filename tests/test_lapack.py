@@ -1,4 +1,4 @@
-"""reprjax._lapack: factorisations that never reach CPU LAPACK with a batch dimension (jaxlib 0.10.2 deadlock)."""
+"""reprjax.maths.lapack: factorisations that never reach CPU LAPACK with a batch dimension (jaxlib 0.10.2 deadlock)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reprjax import _lapack, metrics, nystrom, ridge
+from reprjax.maths import lapack as _lapack
+from reprjax.methods import scoring as metrics
+from reprjax.solvers import nystrom
+from reprjax.solvers import ridge
 
 
 def _spd(seed: int, shape: tuple[int, ...]) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The large-d study: a tiny grid runs end to end, its report tables errors against n / d^2 for every d."""
 
 from reprjax import sweep
-from reprjax.experiments import base, large_d
+from reprjax.studies import base, large_d
 
 
 def test_large_d_study_reports_error_against_n_over_d2_for_every_d(tmp_path):

@@ -1,5 +1,5 @@
 """Targets with any link: the quadrature against exact Hermite coefficients (numpy.polynomial.hermite_e and
-reprjax.hermite), closed forms of non-polynomial links, and the target interface the data and metrics use."""
+reprjax.maths.hermite), closed forms of non-polynomial links, and the target interface the data and metrics use."""
 
 import dataclasses
 import math
@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.polynomial import hermite_e
 
-from reprjax import link_targets as lt
-from reprjax import targets
-from reprjax.data import sample_dataset
-from reprjax.metrics import held_out_errors
+from reprjax.problem import links as lt
+from reprjax.problem import targets
+from reprjax.problem.data import sample_dataset
+from reprjax.methods.scoring import held_out_errors
 
 
 @dataclasses.dataclass(frozen=True)

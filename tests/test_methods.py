@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reprjax import methods, sweep
+from reprjax import sweep
+from reprjax.methods import registry as methods
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "adding_a_method.md"
 

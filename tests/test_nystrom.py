@@ -1,4 +1,4 @@
-"""Nystrom kernel ridge (reprjax.nystrom) and its use by the kernel baselines at large n."""
+"""Nystrom kernel ridge (reprjax.solvers.nystrom) and its use by the kernel baselines at large n."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reprjax import baselines, data, kernels, nystrom, ridge, targets
+from reprjax.methods import kernel_ridge as baselines
+from reprjax.problem import data
+from reprjax.kernels import empirical as kernels
+from reprjax.solvers import nystrom
+from reprjax.solvers import ridge
+from reprjax.problem import targets
 from reprjax.network import NetworkConfig
 
 

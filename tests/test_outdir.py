@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from reprjax import cli, outdir, sweep
+from reprjax import cli, sweep
+from reprjax.sweep import outdir
 
 ALIGNMENT = "dims = [6]\nn_over_d2 = [1.0]\nwidth = 16\nseeds = 1\nn_test = 64\n"
 INFO = ("dims = [6]\nexponents = [2]\ninclude_paper = false\ninclude_giant_step = false\nn_over_d2 = [1.0]\n"

@@ -8,7 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reprjax import algorithm, baselines, network, ridge, targets
+from reprjax import network
+from reprjax.methods import algorithm1 as algorithm
+from reprjax.methods import kernel_ridge as baselines
+from reprjax.solvers import ridge
+from reprjax.problem import targets
 
 N, M = 96, 24
 LAMS = (1e-4, 1e-2, 1.0)

@@ -7,9 +7,9 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from reprjax import targets
-from reprjax.overlaps import overlaps
-from reprjax.spectrum import hermite_spectrum, multi_indices_up_to
+from reprjax.problem import targets
+from reprjax.methods.overlaps import overlaps
+from reprjax.methods.spectrum import hermite_spectrum, multi_indices_up_to
 
 D, R = 10, 2
 # terms on (z1, z2, v) with v a direction orthogonal to span(U): entries with v > 0 are energy outside span(U)

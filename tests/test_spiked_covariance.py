@@ -11,8 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reprjax import data, metrics, targets
-from reprjax.experiments import spiked_covariance
+from reprjax.problem import data
+from reprjax.methods import scoring as metrics
+from reprjax.problem import targets
+from reprjax.studies import spiked_covariance
 
 D = 8
 THETA = 4.0
@@ -117,6 +119,6 @@ def test_study_uses_the_normalised_target_by_default():
 @pytest.mark.parametrize("method", spiked_covariance.Config().methods)
 def test_every_study_method_builds_its_data_config_with_the_spike_target(method):
     """The registry routes ``spike_target`` into each method's DataConfig (not dropped, not a TypeError)."""
-    from reprjax.methods import METHODS
+    from reprjax.methods.registry import METHODS
     config = METHODS[method].make_config(8, 64, 2, {"spike_target": "raw", "spike": 4.0})
     assert config.data.spike_target == "raw" and config.data.spike == 4.0

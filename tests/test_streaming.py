@@ -8,8 +8,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reprjax import algorithm, data, network, streaming, targets
-from reprjax.algorithm import Algorithm1Config
+from reprjax import network
+from reprjax.methods import algorithm1 as algorithm
+from reprjax.problem import data
+from reprjax.problem import streams as streaming
+from reprjax.problem import targets
+from reprjax.methods.algorithm1 import Algorithm1Config
 
 
 @settings(max_examples=10, deadline=None)

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reprjax import hermite, targets
+from reprjax.maths import hermite
+from reprjax.problem import targets
 
 D = 8  # fixed ambient dimension (draw values, not shapes)
 

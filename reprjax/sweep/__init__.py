@@ -11,7 +11,7 @@ Three layers, each a module:
 :func:`run_sweep` (:mod:`reprjax.sweep.engine`) ties them together; :func:`load_results` reads the rows back.
 """
 
-from reprjax import host_threads
+from reprjax.sweep import host_threads
 from reprjax.sweep.cost import Cost, method_cost
 from reprjax.sweep.cpu import CPU_ONE_THREAD_MAX_FACTOR, CPU_SPLIT_MIN_RUNS, CPU_THREADS_BYTES, CpuExecutor
 from reprjax.sweep.engine import SweepReport, run_group, run_sweep, seed_keys

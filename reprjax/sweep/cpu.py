@@ -9,7 +9,7 @@ is large.  The measurements behind each threshold: docs/measurements.md, "Sweep 
 
 from __future__ import annotations
 
-from reprjax import host_threads
+from reprjax.sweep import host_threads
 from reprjax.sweep.cost import method_cost
 from reprjax.sweep.execution import AUTO_EXECUTION, Executor
 from reprjax.sweep.grid import Group

@@ -5,7 +5,7 @@ Paths for a group (``execution``):
 * ``loop``: one jitted run per member, a Python loop;
 * ``vmap``: one jitted ``vmap`` over the members;
 * ``threads``: the members split into one chunk per CPU core, each chunk a jitted ``lax.map`` on its own worker
-  thread (:func:`reprjax.host_threads.run_split`);
+  thread (:func:`reprjax.sweep.host_threads.run_split`);
 * ``sharded``: the members split over a ``("runs",)`` mesh of all devices by ``jax.shard_map``, inputs placed by a
   ``NamedSharding`` and padded to a multiple of the device count (:func:`sharded_program`);
 * ``auto``: the path the benchmark harness measured fastest, chosen per backend and group by the executor.
@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from reprjax import host_threads
+from reprjax.sweep import host_threads
 from reprjax.sweep.grid import Group, TargetSpec
 
 EXECUTIONS = ("auto", "loop", "threads", "vmap", "sharded")

@@ -23,10 +23,10 @@ from typing import Any
 
 import jax
 
-from reprjax import link_targets
-from reprjax import targets as targets_mod
+from reprjax.problem import links as link_targets
+from reprjax.problem import targets as targets_mod
 from reprjax._validate import check_int
-from reprjax.methods import Method, get_method
+from reprjax.methods.registry import Method, get_method
 
 #: The target families a grid can name (the runs draw them from their seed key at dimension ``d``).
 TARGETS: dict[str, Callable[..., Any]] = {
@@ -71,7 +71,7 @@ class TargetSpec:
         jax.eval_shape(lambda k: self.build(k, d), jax.random.key(0))
 
     def is_pair(self, d: int) -> bool:
-        """Whether the target is a ``(source, target)`` pair (as :func:`reprjax.targets.transfer_pair`)."""
+        """Whether the target is a ``(source, target)`` pair (as :func:`reprjax.problem.targets.transfer_pair`)."""
         return isinstance(jax.eval_shape(lambda k: self.build(k, d), jax.random.key(0)), tuple)
 
     def label(self) -> str:
@@ -94,7 +94,7 @@ class Grid:
     """Runs = methods x targets x dims x n x widths x hyper-parameter grid x seeds (a full product).
 
     Attributes:
-      methods: names from :data:`reprjax.methods.METHODS`.
+      methods: names from :data:`reprjax.methods.registry.METHODS`.
       targets: target families.
       dims: input dimensions ``d`` (positive integers, no repeats).
       n: sample counts, or a callable ``d -> sequence of n`` (e.g. a geometric grid scaled with ``d``).

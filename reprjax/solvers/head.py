@@ -1,0 +1,158 @@
+"""Stage 2 of Algorithm 1: fit the output weights ``a`` on fixed features ``act(W x + b)``, choosing the ridge
+strength on validation samples (docs/setting.md, "Algorithm 1", step 3).
+
+Two solvers of the same convex problem ``min_a (1/n) sum_i (a . phi_i - y_i)^2 + lam ||a||^2``:
+
+* ``ridge``: the closed form for the whole grid of ``lam`` at once (:mod:`reprjax.solvers.ridge`).  In primal form the
+  ``m x m`` Gram matrix ``Phi^T W Phi`` and right-hand side ``Phi^T W y`` are accumulated over chunks of samples
+  streamed from a source (:mod:`reprjax.problem.streams`); the dual form (``n <= m``) holds the ``n x m`` features, at
+  most ``m x m``.
+* ``gd``: ``steps`` of full-batch gradient descent with weight decay through optax (the paper's form), from
+  ``a = 0`` with step ``1 / L`` (``L = 2 (s_max / n + lam)``, ``s_max`` by power iteration), for every ``lam``
+  of the grid (vmapped).  The full-batch loss is a quadratic form in the same Gram matrix, so each step costs
+  ``O(m^2)`` whatever ``n``.  It converges to the closed form (tests/test_algorithm.py).
+
+The validation errors of every strength are accumulated over chunks of the validation rows too, so the whole fit
+holds ``O(chunk * (d + m) + m^2)`` memory for any ``n``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from jaxtyping import Array, Float
+
+from reprjax.solvers import ridge
+from reprjax.problem.data import Dataset, Role
+from reprjax.network import TwoLayerParams, features
+from reprjax.problem.streams import ArraySource, SampleSource, stream_sum
+
+HEADS = ("ridge", "gd")
+
+
+@struct.dataclass
+class HeadFit:
+    """Output weights chosen on validation, with the whole regularisation path's validation errors."""
+
+    a: Float[Array, " m"]
+    lambdas: Float[Array, " L"]  # absolute ridge strengths
+    val_mse: Float[Array, " L"]
+    index: Array  # position of the chosen strength in the grid
+
+
+def _gd_path(gram: Array, moment: Array, n_eff: Array, lam: Array, steps: int) -> Array:
+    """``steps`` of optax GD with weight decay ``2 lam`` on ``(1/n) sum w (phi a - y)^2``, for each ``lam``.
+
+    The loss is ``(a^T G a - 2 a^T c) / n`` plus a constant, with ``G = Phi^T W Phi`` and ``c = Phi^T W y``, so its
+    gradient ``2 (G a - c) / n`` needs only the Gram matrix.
+    """
+
+    def loss(a):
+        return (a @ (gram @ a) - 2.0 * a @ moment) / n_eff
+
+    # largest eigenvalue of G / n by power iteration (features are non-negative: fast convergence)
+    def power(_, v):
+        v = gram @ v
+        return v / jnp.linalg.norm(v)
+
+    m = gram.shape[0]
+    v = jax.lax.fori_loop(0, 50, power, jnp.ones((m,), gram.dtype) / jnp.sqrt(m))
+    s_max = v @ (gram @ v) / n_eff * 1.05  # 5% margin on the power-iteration estimate
+
+    def one(l):
+        opt = optax.chain(optax.add_decayed_weights(2.0 * l), optax.sgd(1.0 / (2.0 * (s_max + l))))
+        a0 = jnp.zeros((m,), gram.dtype)
+
+        def step(carry, _):
+            a, state = carry
+            updates, state = opt.update(jax.grad(loss)(a), state, a)
+            return (optax.apply_updates(a, updates), state), None
+
+        (a, _), _ = jax.lax.scan(step, (a0, opt.init(a0)), None, length=steps)
+        return a
+
+    return jax.vmap(one)(lam)
+
+
+def fit_second_layer_stream(
+    params: TwoLayerParams,
+    source: SampleSource,
+    train: Role,
+    val: Role,
+    lambdas: tuple[float, ...],
+    act: str = "relu",
+    head: str = "ridge",
+    gd_steps: int = 1000,
+    solver: str = "auto",
+    form: str = "auto",
+    precision: str = "refined",
+    chunk: int = 8192,
+) -> HeadFit:
+    """Fit ``a`` on ``act(W x + b)`` for every relative ridge strength in ``lambdas``, choose one on validation.
+
+    Memory ``O(chunk * (d + m) + m^2 + L m)`` for any number of samples: the primal Gram matrix, its right-hand side
+    and the validation errors are accumulated over blocks of ``chunk`` rows of ``source``; the dual form (taken by
+    ``form="auto"`` when the role has ``n <= m`` rows) holds the ``n x m`` features.
+
+    Args:
+      params: network whose ``W`` and ``b`` are used (``params.a`` is ignored).
+      source: the samples, labels already pre-processed; ``train`` and ``val`` say which rows play which role.
+      lambdas: relative strengths (multiples of ``tr(K)/n``, see :mod:`reprjax.solvers.ridge`).
+      head: ``ridge`` (closed form) or ``gd`` (optax gradient descent, ``gd_steps`` steps).
+      solver, form, precision: passed to the ridge solver.
+      chunk: samples per block.
+    """
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    m = params.W.shape[0]
+    n_tr = train.stop - train.start
+
+    if head == "ridge" and (form == "dual" or (form == "auto" and n_tr <= m)):
+        block = source.rows(train.start, n_tr)
+        path = ridge.ridge_path(features(params, block.x, act), block.y, lambdas, sample_weight=train.weight,
+                                form="dual", solver=solver, precision=precision)
+        coef, lam = path.coef, path.lambdas
+    else:
+
+        def moments(b: Dataset, w: Array):
+            phi = features(params, b.x, act) * w[:, None]
+            return phi.T @ phi, phi.T @ b.y, jnp.sum(w)
+
+        gram, moment, n_eff = stream_sum(moments, source, train, chunk)
+        if head == "ridge":
+            path = ridge.ridge_from_gram(gram, moment, n_eff, lambdas, solver, precision)
+            coef, lam = path.coef, path.lambdas
+        else:
+            lam = ridge.absolute_lambdas(lambdas, jnp.trace(gram), n_eff)
+            coef = _gd_path(gram, moment, n_eff, lam, gd_steps)
+
+    def val_errors(b: Dataset, w: Array):
+        err = features(params, b.x, act) @ coef.T - b.y[:, None]
+        return jnp.sum(w[:, None] * err**2, axis=0), jnp.sum(w)
+
+    sq, n_val = stream_sum(val_errors, source, val, chunk)
+    val_mse = sq / n_val
+    index = ridge.select_lambda(val_mse)
+    return HeadFit(a=coef[index], lambdas=lam, val_mse=val_mse, index=index)
+
+
+def fit_second_layer(
+    params: TwoLayerParams,
+    x: Float[Array, "n d"],
+    y: Float[Array, " n"],
+    train: Role,
+    val: Role,
+    lambdas: tuple[float, ...],
+    act: str = "relu",
+    head: str = "ridge",
+    gd_steps: int = 1000,
+    solver: str = "auto",
+    form: str = "auto",
+    precision: str = "refined",
+    chunk: int = 8192,
+) -> HeadFit:
+    """:func:`fit_second_layer_stream` on stored samples ``x, y`` (pre-processed labels)."""
+    return fit_second_layer_stream(params, ArraySource(Dataset(x=x, y=y, f=y)), train, val, lambdas, act, head,
+                                   gd_steps, solver, form, precision, chunk)

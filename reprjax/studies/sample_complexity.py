@@ -1,0 +1,188 @@
+"""Sample complexity (docs/setting.md, "What the paper proves", experiment 1): test error against ``n`` for each
+``d`` and method, ``n*(d)`` at an error threshold, and the exponent of ``n*`` against ``d`` with a bootstrap interval
+over seeds.
+
+The paper's prediction: Algorithm 1 needs ``n ~ d^2`` (exponent about 2 or lower), kernels ``n ~ d^p`` (exponent
+about ``p``).  Default threshold 0.25: half the error left by a fit of the degree-2 part alone (the paper target keeps
+half its variance in degree ``p``), so crossing it means most of the degree-p part was learned.  Kernel methods may
+use their own ``kernel_threshold`` (their curves leave the degree-2 plateau slowly, :mod:`reprjax.kernels.theory`);
+they solve exactly up to ``exact_n_max`` fitting samples and by Nystrom with ``centres`` centres beyond
+(:mod:`reprjax.solvers.nystrom`; ``None``: the rule :func:`reprjax.methods.kernel_ridge.auto_centres`, which grows with ``d``), up to
+``kernel_n_max`` samples; ``kernel_solver = "nystrom"`` sends every kernel run to Nystrom (exact kernel ridge while
+the fitting samples are at most ``M``, float64 normal equations, strengths down to 1e-10:
+:data:`reprjax.methods.kernel_ridge.NYSTROM_LAMBDAS`). ``kernel_bias_scale``: the kernels' bias variance is its square (with zero
+bias the ReLU NTK is positively homogeneous in ``|x|`` and cannot fit the radial part of ``h_2``;
+docs/kernels_at_scale.md, "Kernel bias"). The default ``kernel_n_max = 8192`` keeps the default study exact and
+minutes long on 2 CPU cores (past it the centres rule takes ``M = 16384`` from ``d = 20`` on, minutes per run);
+the preset ``examples/kernel_exponent.toml`` goes to ``n = 262,144`` and measures both exponents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import jax
+import pandas as pd
+
+from reprjax import sweep
+from reprjax.report import tables as analysis
+from reprjax.methods import kernel_ridge as baselines
+from reprjax.kernels import theory as kernel_theory
+from reprjax.report import figures as plotting
+from reprjax.report import kernel_figures as plotting_kernels
+from reprjax.problem import targets
+from reprjax._validate import check_choice
+from reprjax.studies import base
+from reprjax.methods.registry import kernel_methods
+
+NAME = "sample-complexity"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    dims: tuple[int, ...] = (16, 32, 64)
+    r: int = 2
+    p: int = 4
+    cross_terms: bool = False
+    n_over_d2: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+    methods: tuple[str, ...] = ("algorithm1", "entk", "ntk_infinite", "random_features")
+    width: int = 1024
+    seeds: int = 3
+    threshold: float = 0.25
+    kernel_threshold: float | None = None
+    kernel_n_max: int = 8192
+    network_n_max: int | None = None
+    exact_n_max: int = 8192
+    kernel_solver: str = "auto"
+    centres: int | None = None
+    kernel_bias_scale: float = 1.0
+    n_test: int = 4096
+    noise: float = 0.0
+    mask_samples: bool = False
+    bootstrap: int = 1000
+
+    def __post_init__(self) -> None:
+        base.check_fields(self)  # types first (booleans, lists, integers), then ranges
+        base.check_ints(self)
+        base.check_r_d(self.r, self.dims)
+        if self.p < 3:
+            raise ValueError(f"p must be >= 3 (the degree of the paper target's second part), got {self.p}")
+        if not self.n_over_d2 or any(c <= 0 for c in self.n_over_d2):
+            raise ValueError(f"n_over_d2 must be a non-empty list of positive numbers, got {list(self.n_over_d2)}")
+        base.check_single_task_methods(self.methods)
+        base.check_seeds(self.seeds)
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.width < 2 or self.width % 2:
+            raise ValueError(f"width must be an even integer >= 2, got {self.width}")
+        if self.noise < 0:
+            raise ValueError(f"noise must be >= 0, got {self.noise}")
+        if self.kernel_threshold is not None and not 0 < self.kernel_threshold < 1:
+            raise ValueError(f"kernel_threshold must be in (0, 1), got {self.kernel_threshold}")
+        if self.centres is not None and self.centres > self.exact_n_max:
+            raise ValueError(f"centres = {self.centres} must be <= exact_n_max = {self.exact_n_max} (Nystrom runs "
+                             f"only past exact_n_max fitting samples, and needs centres <= samples)")
+        check_choice("kernel_solver", self.kernel_solver, baselines.KERNEL_SOLVERS)
+        if self.kernel_bias_scale < 0:
+            raise ValueError(f"kernel_bias_scale must be >= 0, got {self.kernel_bias_scale}")
+
+    @property
+    def kernels(self) -> tuple[str, ...]:
+        return tuple(m for m in self.methods if m in kernel_methods())
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        return tuple(m for m in self.methods if m not in kernel_methods())
+
+    def threshold_of(self, method: str) -> float:
+        """The n* threshold of ``method`` (``kernel_threshold`` for kernel methods when set)."""
+        if method in self.kernels and self.kernel_threshold is not None:
+            return self.kernel_threshold
+        return self.threshold
+
+
+def grid(config: Config) -> sweep.Grid:
+    hyper: tuple[tuple[str, tuple[Any, ...]], ...] = (("n_test", (config.n_test,)),)
+    if config.noise:
+        hyper += (("noise", (config.noise,)),)
+    return sweep.Grid(
+        methods=config.methods,
+        targets=(sweep.TargetSpec.of("paper", r=config.r, p=config.p, cross_terms=config.cross_terms),),
+        dims=config.dims,
+        n=lambda d: base.n_grid(d, config.n_over_d2),
+        widths=(config.width,),
+        hyper=hyper,
+        seeds=config.seeds,
+        method_n_max=tuple((m, config.kernel_n_max) for m in config.kernels)
+        + tuple((m, config.network_n_max) for m in config.networks if config.network_n_max is not None),
+        method_hyper=tuple((m, (("centres", config.centres), ("exact_n_max", config.exact_n_max),
+                                ("kernel_solver", config.kernel_solver),
+                                ("init_bias_scale", config.kernel_bias_scale))) for m in config.kernels),
+    )
+
+
+def threshold_groups(config: Config) -> list[tuple[float, tuple[str, ...]]]:
+    """``[(threshold, methods)]``: the networks at ``threshold``, the kernels at ``kernel_threshold`` when set."""
+    if config.kernel_threshold is None:
+        return [(config.threshold, config.methods)]
+    groups = [(config.threshold, config.networks), (config.kernel_threshold, config.kernels)]
+    return [(t, ms) for t, ms in groups if ms]
+
+
+def plateaus(config: Config) -> dict[int, list[dict[str, float]]]:
+    """The kernel plateaus (:func:`reprjax.kernels.theory.kernel_plateaus`) of the study's target at each ``d``."""
+    return {d: kernel_theory.kernel_plateaus(targets.paper_target(jax.random.key(0), d, config.r, config.p,
+                                                                  config.cross_terms)) for d in config.dims}
+
+
+def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
+    """Error table, n* per (method, d) at each family's threshold, the fitted exponents with bootstrap intervals,
+    and the theory's kernel plateaus."""
+    n_star, exponents = [], []
+    for threshold, methods in threshold_groups(config):
+        sub = df[df["method"].isin(methods)] if len(df) else df
+        n_star.append(analysis.n_star_table(sub, threshold).assign(threshold=threshold))
+        exponents.append(analysis.exponent_table(sub, threshold, n_boot=config.bootstrap).assign(threshold=threshold))
+    return dict(curves=analysis.error_curves(df), n_star=pd.concat(n_star, ignore_index=True),
+                exponents=pd.concat(exponents, ignore_index=True), plateaus=plateaus(config),
+                **analysis.run_status(df))
+
+
+def report(summary: dict[str, Any], config: Config) -> str:
+    curves = analysis.pivot(summary["curves"], index=["d", "n"], columns="method").round(3)
+    n_star = summary["n_star"]
+    shown = [c for c in ("method", "d", "threshold", "n_star_text", "censored", "n_min", "n_max", "error_at_n_max")
+             if c in n_star.columns]
+    thresholds = ", ".join(f"{t:g} for {', '.join(ms)}" for t, ms in threshold_groups(config))
+    lines = ["normalised test MSE (mean over seeds):", curves.to_string(), "",
+             f"n* at threshold {thresholds} (censored: below = under the threshold at the smallest n, "
+             f"above = not reached by the largest):", n_star[shown].round(3).to_string(index=False), "",
+             "exponent of n* against d over the resolved dims (95% t interval from a seed bootstrap):",
+             *analysis.exponent_lines(summary["exponents"].drop(columns="threshold"), len(config.dims)),
+             f"theory: Algorithm 1 about 2 (n ~ d^2), rotation-invariant kernels about p = {config.p} (n ~ d^p)", "",
+             "kernel plateaus (theory: with d^k << n << d^(k+1) a rotation-invariant kernel learns degrees <= k; "
+             "error = energy above degree k):"]
+    for k, row in enumerate(next(iter(summary["plateaus"].values()), [])):
+        lines.append(f"  k = {k}: error {row['error']:.3g}")
+    return "\n".join(lines + analysis.failure_lines(summary))
+
+
+def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:
+    summary = summarise(df, config)
+    exps = {r["method"]: r["exponent"] for _, r in summary["exponents"].iterrows()}
+    out = plotting.error_vs_n(df, Path(out_dir) / "error_vs_n", threshold=config.threshold,
+                              title=f"paper target r={config.r}, p={config.p}")
+    out += plotting.n_star_vs_d(summary["n_star"], Path(out_dir) / "n_star_vs_d", config.p, exps)
+    curves = summary["curves"]
+    if config.kernels and len(curves):
+        lines = {f"threshold {t:g} ({'kernels' if ms == config.kernels else 'networks'})": t
+                 for t, ms in threshold_groups(config)}
+        out += plotting_kernels.families(curves, Path(out_dir) / "kernels_vs_network", config.kernels,
+                                         config.networks, summary["plateaus"], lines,
+                                         title=f"paper target r={config.r}, p={config.p}")
+        powers = {**{m: 2.0 for m in config.networks}, **{m: float(config.p) for m in config.kernels}}
+        out += plotting_kernels.collapse(curves, Path(out_dir) / "collapse", powers,
+                                         title="networks against n / d^2, kernels against n / d^p")
+    return out
