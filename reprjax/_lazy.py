@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,6 @@ def lazy_attributes(
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:
-        return sorted(names)
+        return sorted(set(names) | set(vars(sys.modules[package])))
 
     return __getattr__, __dir__, names

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import re
 import textwrap
 from pathlib import Path
 
@@ -47,10 +48,22 @@ def test_layers_keep_their_import_contracts():
     assert "broken" in done.stdout and "0 broken" in done.stdout
 
 
+def _public_modules() -> list[str]:
+    """Every module of the package by dotted name below ``reprjax``, private ones (``_x``) excluded."""
+    root = REPO / "reprjax"
+    names = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts and not any(p.startswith("_") for p in parts):
+            names.append(".".join(parts))
+    return names
+
+
 def test_every_module_imports_on_its_own():
     # no import cycle depends on which module is imported first (plotting once imported the studies)
-    modules = sorted(p.stem for p in (REPO / "reprjax").glob("*.py") if p.stem not in ("__init__", "__main__"))
-    modules += sorted("experiments." + p.stem for p in (REPO / "reprjax" / "experiments").glob("*.py"))
+    modules = _public_modules()
     code = textwrap.dedent("""
         import importlib, sys
         for name in sys.argv[1:]:
@@ -64,3 +77,27 @@ def test_every_module_imports_on_its_own():
     done = subprocess.run([sys.executable, "-c", code, *modules], cwd=REPO, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_readme_module_table_lists_every_public_module():
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("## What is here"):readme.index("## A target in five lines")]
+    listed = set(re.findall(r"`reprjax\.([a-z0-9_.]+)`", table))
+    # a row may name a package and its modules in brackets: `reprjax.sweep` (`grid`, `store`, ...)
+    for row in table.splitlines():
+        for package, inside in re.findall(r"`reprjax\.([a-z0-9_.]+)` \(([^)]*)\)", row):
+            listed |= {f"{package}.{m}" for m in re.findall(r"`([a-z0-9_]+)`", inside)}
+    packages = {m.rpartition(".")[0] for m in _public_modules() if "." in m}
+    missing = [m for m in _public_modules() if m not in listed and m not in packages]
+    assert not missing, f"README's module table does not list {missing}"
+
+
+def test_every_layer_exposes_its_modules():
+    import importlib
+
+    import reprjax
+
+    for name in _public_modules():
+        parent, _, leaf = name.rpartition(".")
+        package = importlib.import_module("reprjax." + parent) if parent else reprjax
+        assert leaf in dir(package), f"reprjax.{name} is not an attribute of its package"
