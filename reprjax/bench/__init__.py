@@ -8,6 +8,7 @@ _MODULES = (
     "kernel_scale",
     "first_layer_training",
     "algorithm1_large_d",
+    "entk_forms",
 )
 _ENTRY_POINTS: dict[str, str] = {}
 

@@ -19,7 +19,9 @@ Row = dict[str, Any]
 
 _RUN = """
 import json, resource, time, jax
-from reprjax import algorithm, network, targets
+from reprjax import network
+from reprjax.methods import algorithm1 as algorithm
+from reprjax.problem import targets
 d, n, m, samples, n_test = {d}, {n}, {m}, {samples!r}, {n_test}
 t = targets.giant_step(jax.random.key(0), d).normalise()
 cfg = algorithm.Algorithm1Config(n=n, network=network.NetworkConfig(width=m), n_test=n_test, samples=samples)

@@ -1,8 +1,7 @@
 """Benchmark harness: wall time, achieved FLOP/s against the same run's matmul roofline, peak memory, device.
 
-Runnable as ``reprjax bench [--only NAME ...] [--quick] [--out DIR]`` and as ``python benchmarks/run.py``; the
-benchmarks themselves live in :mod:`reprjax.bench.suite` (and ``benchmarks/bench_kernels.py`` adds eNTK block-size
-and Jacobian benchmarks), each a function ``(roofline, quick, repeats) -> rows`` handed to :func:`main`.  Every
+Runnable as ``reprjax bench [--only NAME ...] [--quick] [--out DIR]`` and as ``python -m reprjax.cli bench``; the
+benchmarks themselves live in :mod:`reprjax.bench.suite` (with those of the other ``reprjax.bench`` modules), each a function ``(roofline, quick, repeats) -> rows`` handed to :func:`main`.  Every
 benchmark reports the median of ``repeats`` (>= 5) timed calls after a warm-up (compilation) call, each ended by
 ``block_until_ready``; the FLOPs it performs, counted explicitly (matrix products and factorisations; elementwise
 work is not counted); the ratio of its FLOP/s to the dense float32 matmul FLOP/s measured in the same process (the
@@ -158,18 +157,20 @@ def print_table(rows: list[dict[str, Any]], roofline: dict[str, Any]) -> None:
               f"{frac:9.1%} {r.get('peak_memory_gib', math.nan):9.3f}  {r.get('notes', '')}")
 
 
-def main(argv: list[str] | None, registry: dict[str, Benchmark], prog: str = "reprjax bench") -> int:
+def main(argv: list[str] | None, registry: dict[str, Benchmark], prog: str = "reprjax bench",
+         parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> int:
     """Parse ``argv``, run the chosen benchmarks of ``registry``, print the table and write ``results.json``.
 
     Args:
       argv: command-line options (``None``: ``sys.argv``).
       registry: benchmarks by name, each ``(roofline=, quick=, repeats=) -> rows``.
       prog: the program name in the help text.
+      parser_class: the argument parser (the command line passes its own, with one-line errors).
 
     Returns:
       The exit code.
     """
-    parser = argparse.ArgumentParser(prog=prog, description="reprjax benchmark harness: "
+    parser = parser_class(prog=prog, description="reprjax benchmark harness: "
                                      "throughput against the matmul roofline measured in the same run")
     parser.add_argument("--only", nargs="+", choices=sorted(registry), help="benchmarks to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (a smoke test)")

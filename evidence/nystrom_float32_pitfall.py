@@ -1,7 +1,7 @@
 """Nystrom normal equations in float32 against reprjax.solvers.nystrom's float64 ones (docs/kernels_at_scale.md,
 "Nystrom precision").
 
-    python benchmarks/nystrom_float32_pitfall.py --d 8 --n 16384 --centres 1024
+    python evidence/nystrom_float32_pitfall.py --d 8 --n 16384 --centres 1024
 
 Paper target, infinite NTK with bias variance 1, noiseless labels; prints the normalised test error of each strength
 for the solver (float64 ``H``, ``b`` and solve from float32 kernel blocks) and for the same algebra in float32.

@@ -4,7 +4,7 @@ Sweeps eta_scale over a grid for the paper target (r = 2, p = 4) at d in {16, 32
 m = 1024, seeds vmapped, and prints the mean normalised test MSE of each cell.  The constant in
 ``reprjax.methods.algorithm1.DEFAULT_ETA_SCALE`` is the grid value with the lowest error averaged over the cells.
 
-Run: python benchmarks/eta_scale_sweep.py [--seeds 4]
+Run: python evidence/eta_scale_sweep.py [--seeds 4]
 
 Measured on 2 CPU cores (2026-11-25, 5 minutes), mean normalised test MSE over 4 seeds:
 

@@ -1,31 +1,24 @@
-"""eNTK benchmarks on the one harness: closed form vs generic, block sizes, Jacobian blocks, kernel ridge.
+"""eNTK forms on the harness: the closed form over block sizes, and how a Jacobian block of the generic eNTK is formed.
 
-Run:  python benchmarks/bench_kernels.py [--quick] [--only NAME ...] [--out DIR]
-
-Runs, through :func:`reprjax.bench.harness.main` (same timer, roofline, memory and report as ``reprjax bench``):
-
-* ``entk``, ``kernel_ridge``: from :mod:`reprjax.bench.suite` (closed-form eNTK with x1 = x2 and x1 != x2 against
-  the generic Jacobian eNTK at n = 2048, d = 64, m = 4096; the eNTK Gram at n = 16,384 and kernel ridge over a
-  10-strength grid);
 * ``entk_blocks``: the closed form over a grid of hidden and row block sizes, each row also against a matmul
   shaped like its blocks (the fraction is then never flattered by a slow square reference);
-* ``entk_jacobian``: how a Jacobian block of the generic eNTK is formed: per-sample gradients (what
-  :func:`reprjax.kernels.empirical.entk` uses) against ``jacrev`` of the batch.
+* ``entk_jacobian``: per-sample gradients (what :func:`reprjax.kernels.empirical.entk` uses) against ``jacrev`` of
+  the batch.
+
+The evidence they gave for the kernels' block sizes is in docs/measurements.md.
 """
 
 from __future__ import annotations
 
 import statistics
-import sys
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from reprjax import network
-from reprjax.bench import suite as bench_suite
+from reprjax.bench.harness import PeakMemory, matmul_roofline, result, time_call
 from reprjax.kernels import empirical as kernels
-from reprjax.bench.harness import PeakMemory, main, matmul_roofline, result, time_call
 
 
 def _problem(quick: bool) -> tuple[Any, jax.Array, int, int, int]:
@@ -36,6 +29,8 @@ def _problem(quick: bool) -> tuple[Any, jax.Array, int, int, int]:
 
 def bench_entk_blocks(roofline: dict[str, Any], quick: bool, repeats: int) -> list[dict[str, Any]]:
     """The symmetric closed-form eNTK for each (hidden block, row block) that fits the problem."""
+    from reprjax.bench.suite import entk_closed_flops  # the suite registers this module's benchmarks
+
     params, x, n, d, m = _problem(quick)
     rows = []
     for hb in (256, 512, 1024, 2048, 4096):
@@ -45,7 +40,7 @@ def bench_entk_blocks(roofline: dict[str, Any], quick: bool, repeats: int) -> li
             fn = jax.jit(lambda p, u, hb=hb, rb=rb: kernels.entk_two_layer(p, u, block_size=hb, row_block_size=rb))
             with PeakMemory() as mem:
                 times = time_call(fn, params, x, repeats=max(1, min(repeats, 3)))
-            flops, _ = bench_suite.entk_closed_flops(n, n, m, d, rb)
+            flops, _ = entk_closed_flops(n, n, m, d, rb)
             shaped = matmul_roofline(shape=(rb, hb, n), repeats=3)
             share = flops / statistics.median(times) / 1e9 / shaped["gflops"]
             rows.append(result(f"entk_blocks_h{hb}_r{rb}", times, flops, roofline, mem, n=n, d=d, m=m,
@@ -71,14 +66,3 @@ def bench_entk_jacobian(roofline: dict[str, Any], quick: bool, repeats: int) -> 
         rows.append(result(f"entk_jacobian_{name}", times, 0.0, roofline, mem, rows=int(xb.shape[0]), d=d, m=m,
                            notes="kernels.entk uses vmap_grad" if name == "vmap_grad" else ""))
     return rows
-
-
-BENCHMARKS = {
-    "entk": bench_suite.BENCHMARKS["entk"],
-    "kernel_ridge": bench_suite.BENCHMARKS["kernel_ridge"],
-    "entk_blocks": bench_entk_blocks,
-    "entk_jacobian": bench_entk_jacobian,
-}
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:], BENCHMARKS, prog="python benchmarks/bench_kernels.py"))

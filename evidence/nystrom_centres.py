@@ -1,7 +1,7 @@
 """Nystrom against exact kernel ridge, and the error against the number of centres M (the evidence behind
 ``reprjax.methods.kernel_ridge.DEFAULT_CENTRES``; results in docs/kernels_at_scale.md, "Nystrom centres").
 
-    python benchmarks/nystrom_centres.py --d 16 --n 8192 --centres 1024 2048 4096 6553 --seeds 2
+    python evidence/nystrom_centres.py --d 16 --n 8192 --centres 1024 2048 4096 6553 --seeds 2
 
 Paper target, infinite NTK (bias variance 1) and the empirical NTK of a width-1024 network (same biases), the
 default kernel strength grid chosen on the 20% validation split, 10,000 test samples.  Prints one line per run.
