@@ -17,19 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-
-FORMATS = ("png", "pdf")
-
-
-def _save(fig: plt.Figure, path: str | Path) -> list[Path]:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out = []
-    for ext in FORMATS:
-        fig.savefig(path.with_suffix("." + ext), dpi=130, bbox_inches="tight")
-        out.append(path.with_suffix("." + ext))
-    plt.close(fig)
-    return out
+from reprjax.report.figures import _save  # noqa: E402
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
