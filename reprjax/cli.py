@@ -57,24 +57,27 @@ def _build_config(module: Any, config_file: str | None, overrides: dict[str, Any
 
 
 def _finish(module: Any, config: Any, df: Any, out: Path, report: Any | None = None) -> None:
-    from reprjax.sweep import outdir
+    from reprjax.sweep import outdir, store
 
     summary = module.summarise(df, config)
-    text = module.report(summary, config)
+    text = "\n".join([module.report(summary, config), *store.problem_lines(df.attrs.get("store_problems", []))])
+    drawn: dict[str, list[Path]] = {}
+
+    def draw(folder: Path) -> list[Path]:  # into a staging folder: `publish` moves only what it may replace
+        (folder / "report.txt").write_text(text + "\n")
+        written = [folder / "report.txt"]
+        for name, table in summary.items():
+            if hasattr(table, "to_csv"):
+                table.to_csv(folder / f"{name}.csv", index=False)
+                written.append(folder / f"{name}.csv")
+        if len(df) and (df["status"] == "ok").any():
+            drawn["figures"] = list(module.plot(df, config, folder))
+        return written + drawn.get("figures", [])
+
+    outdir.publish(out, draw)
     print(text)
-    written = [out / "report.txt"]
-    written[0].write_text(text + "\n")
-    for name, table in summary.items():
-        if hasattr(table, "to_csv"):
-            table.to_csv(out / f"{name}.csv", index=False)
-            written.append(out / f"{name}.csv")
-    if len(df) and (df["status"] == "ok").any():
-        figures = module.plot(df, config, out)
-        print("figures: " + ", ".join(str(p) for p in figures if p.suffix == ".png"))
-    else:
-        figures = []
-        print("figures: none (no successful run to draw)")
-    outdir.record_outputs(out, written + list(figures))
+    figures = [out / p.name for p in drawn.get("figures", []) if p.suffix == ".png"]
+    print("figures: " + (", ".join(map(str, figures)) if figures else "none (no successful run to draw)"))
     if report is not None:
         print(f"sweep: {report.groups_run} groups run, {report.groups_skipped} already done, "
               f"{report.groups_failed} failed; {report.programs_compiled} programs compiled "
@@ -86,9 +89,8 @@ def _run_into(module: Any, config: Any, out: Path, args: argparse.Namespace, sou
     from reprjax.sweep import outdir
     from reprjax.studies import base
 
-    mask = kwargs.get("mask_samples")
     try:  # before the directory is touched
-        base.check_grid(module.grid(config), getattr(config, "mask_samples", False) if mask is None else mask)
+        base.checked_grid(module, config, kwargs.get("mask_samples"))
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     outdir.check_usable(out)
@@ -128,9 +130,12 @@ def _plot(args: argparse.Namespace) -> int:
     config = base.config_from_dict(module.Config, manifest["config"], source=str(out / sweep.MANIFEST_FILE))
     outdir.check_usable(out)
     with outdir.lock(out):
-        df = sweep.load_results(out)
+        df = base.load_study_results(module, config, out)
         if df.empty:
-            raise UsageError(f"{out} holds no finished runs yet")
+            problems = df.attrs.get("store_problems", [])
+            raise UsageError(f"{out} holds no finished runs yet" + (
+                f" ({len(problems)} line(s) or group(s) of {sweep.RESULTS_FILE} not usable; first: {problems[0]})"
+                if problems else ""))
         _finish(module, config, df, out)
     return 0
 
@@ -152,7 +157,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from reprjax.bench import suite as bench_suite
 
-    return bench_suite.main(args.bench_args)
+    return bench_suite.main(args.bench_args, parser_class=_Parser)  # one-line errors, no usage block before them
 
 
 def _targets(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
 """Experiments, analysis and the command line: tiny end-to-end runs, n* and exponents, bad input -> exit 2."""
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -15,16 +16,30 @@ from reprjax.studies import STUDIES, base
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: Per study, every option of its config (a test checks that none is missing), at a tiny size and, where one is
+#: cheap, a value other than the default: each documented option runs once end to end from the command line.
 TINY = {
-    "sample-complexity": dict(dims=[6, 8], n_over_d2=[1.0, 4.0], width=16, seeds=2, n_test=256, kernel_n_max=256,
-                              bootstrap=50, methods=["algorithm1", "entk"]),
-    "transfer": dict(dims=[6, 8], N=[32, 64], width=16, seeds=2, n_test=256, source_n_over_d2=4, bootstrap=50),
-    "alignment": dict(dims=[6], n_over_d2=[1.0, 4.0], width=16, seeds=2, n_test=256),
-    "information-exponent": dict(dims=[6], exponents=[2, 3], n_over_d2=[4.0], width=16, seeds=2, n_test=256,
-                                 include_giant_step=False),
-    "spiked-covariance": dict(dims=[6], betas=["iso", 0.5], n_over_d2=[2.0], width=16, seeds=2, n_test=256,
-                              kernel_n_max=128),
-    "large-d": dict(dims=[6], n_over_d2=[1.0], width=16, seeds=2, n_test=256, chunk=16),
+    "sample-complexity": dict(dims=[6, 8], r=1, p=3, cross_terms=True, n_over_d2=[1.0, 4.0],
+                              methods=["algorithm1", "entk", "random_features"], width=16, seeds=2, threshold=0.3,
+                              kernel_threshold=0.35, kernel_n_max=256, network_n_max=200, exact_n_max=64,
+                              kernel_solver="auto", centres=32, kernel_bias_scale=0.5, n_test=256, noise=0.1,
+                              mask_samples=True, bootstrap=50),
+    "transfer": dict(dims=[6, 8], r=1, p=3, N=[32, 64], methods=["transfer", "scratch", "entk"], source_n_over_d2=4,
+                     width=16, seeds=2, threshold=0.4, kernel_n_max=64, n_test=256, mask_samples=True, bootstrap=50),
+    "alignment": dict(dims=[6], r=1, p=3, n_over_d2=[1.0, 4.0], width=16, seeds=2, n_test=256, mask_samples=True),
+    "information-exponent": dict(dims=[6], exponents=[2, 3], include_paper=False, include_giant_step=False,
+                                 n_over_d2=[4.0], preprocess=[True], width=16, seeds=2, n_test=256,
+                                 mask_samples=True),
+    "spiked-covariance": dict(dims=[6], betas=["iso", 0.5], n_over_d2=[2.0], methods=["algorithm1", "ntk_infinite"],
+                              r=1, p=3, width=16, seeds=2, kernel_n_max=128, n_test=256, mask_samples=True,
+                              spike_target="raw"),
+    "beyond-one-step": dict(dims=[6], targets=["he3", "staircase"], methods=["one_step", "gd_reuse", "online_sgd"],
+                            power=1.5, n_multiples=[4.0, 16.0], width=16, activation="gelu", init_bias_scale=0.5,
+                            seeds=2, threshold_fraction=0.6, reuse_steps=1, online_batch=8, online_eta_scale=0.2,
+                            online_schedule="exponential", record_every=1, n_test=128, bootstrap=20,
+                            mask_samples=True),
+    "large-d": dict(dims=[6], target="giant_step", r=1, p=3, n_over_d2=[1.0], width=16, seeds=2, n_test=256,
+                    chunk=16, mask_samples=True),
 }
 
 
@@ -86,10 +101,20 @@ def test_each_experiment_runs_end_to_end_through_the_cli(name, tmp_path, capsys)
     assert list(out.glob("*.png")) and list(out.glob("*.pdf"))
     df = sweep.load_results(out)
     assert len(df) == len(STUDIES[name].grid(base.config_from_dict(STUDIES[name].Config, TINY[name])).runs())
+    assert df.attrs["store_problems"] == []
+    arrays = [c for c in df.columns if c.startswith("traj_")]
+    assert all(df[c].map(lambda v: isinstance(v, list)).all() for c in arrays)  # trajectories read back as lists
+    assert bool(arrays) == (name == "beyond-one-step")
     # resuming does no work and `plot` redraws from disk
     assert cli.main(["run", name, "--config", str(cfg), "--out", str(out), "--no-progress"]) == 0
     assert "0 groups run" in capsys.readouterr().out
     assert cli.main(["plot", str(out)]) == 0
+
+
+def test_the_end_to_end_configs_set_every_option_of_every_study():
+    assert set(TINY) == set(STUDIES)
+    for name, module in STUDIES.items():
+        assert set(TINY[name]) == {f.name for f in dataclasses.fields(module.Config)}, name
 
 
 def test_example_configs_are_valid():
@@ -135,6 +160,21 @@ def test_impossible_grid_exits_2_and_writes_nothing(tmp_path, body, message):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("name,body,message", [
+    ("large-d", "dims = [10000000]\n", "dims [10000000] exceed 65,535"),
+    ("large-d", "dims = [6]\nn_over_d2 = [1e-9, 2e-9]\n", "all give n = 16 at d = 6"),
+    ("alignment", "dims = [6]\nn_over_d2 = [1.0, 1.01]\n", "all give n = 36 at d = 6"),
+    ("sample-complexity", "dims = [6]\nr = 1\nkernel_n_max = 10\nmethods = [\"entk\"]\n", "the grid holds no runs"),
+])
+def test_a_grid_no_run_of_which_could_finish_is_refused_in_one_line_before_the_directory_is_touched(
+        tmp_path, capsys, name, body, message):
+    (tmp_path / "c.toml").write_text(body)
+    assert cli.main(["run", name, "--config", str(tmp_path / "c.toml"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_results_of_another_configuration_are_not_overwritten(tmp_path, capsys):
     cfg = tmp_path / "a.toml"
     cfg.write_text(_toml(TINY["alignment"]))
@@ -162,4 +202,5 @@ def test_bench_takes_the_harness_options(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["bench", "--only", "no_such_benchmark"])
     assert exit_info.value.code == 2
-    assert "invalid choice" in capsys.readouterr().err
+    err = capsys.readouterr().err  # one line, no usage block before it
+    assert "invalid choice" in err and len(err.strip().splitlines()) == 1 and "usage" not in err

@@ -63,18 +63,57 @@ def test_overwrite_replaces_every_output_reprjax_wrote_and_nothing_else(tmp_path
     assert "one step" in (out / "report.txt").read_text()
 
 
-def test_results_without_a_manifest_or_with_a_corrupt_one_are_refused_unless_overwrite(tmp_path, configs, capsys):
+def test_results_without_a_manifest_are_refused_whatever_the_flags_a_corrupt_manifest_unless_overwrite(
+        tmp_path, configs, capsys):
     a, _ = configs
     out = tmp_path / "out"
     out.mkdir()
     (out / sweep.RESULTS_FILE).write_text('{"some": "row"}\n')
-    assert _main("run", "alignment", "--config", a, "--out", out) == 2
-    assert "without a sweep.json" in capsys.readouterr().err
+    for flags in ([], ["--overwrite"]):  # reprjax did not write them: never replaced, whatever the flags
+        assert _main("run", "alignment", "--config", a, "--out", out, *flags) == 2
+        err = capsys.readouterr().err
+        assert "without a sweep.json" in err and len(err.strip().splitlines()) == 1
+        assert (out / sweep.RESULTS_FILE).read_text() == '{"some": "row"}\n'
     (out / sweep.MANIFEST_FILE).write_text("{torn")
     assert _main("run", "alignment", "--config", a, "--out", out) == 2
     assert str(out / sweep.MANIFEST_FILE) in capsys.readouterr().err
     assert _main("run", "alignment", "--config", a, "--out", out, "--overwrite") == 0
     assert len(sweep.load_results(out)) == 1
+
+
+def test_a_directory_reprjax_did_not_make_is_refused_and_left_as_it_was(tmp_path, configs, capsys):
+    a, _ = configs
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "report.txt").write_text("my report")
+    (out / "curves.csv").write_text("my,curves")
+    for flags in ([], ["--overwrite"]):
+        assert _main("run", "alignment", "--config", a, "--out", out, *flags) == 2
+        err = capsys.readouterr().err
+        assert "curves.csv, report.txt" in err and "did not write" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["curves.csv", "report.txt"]
+    assert (out / "report.txt").read_text() == "my report" and (out / "curves.csv").read_text() == "my,curves"
+
+
+def test_an_output_changed_or_replaced_by_the_user_is_never_overwritten_or_removed(tmp_path, configs, capsys):
+    a, i = configs
+    out = tmp_path / "out"
+    assert _main("run", "alignment", "--config", a, "--out", out) == 0
+    (out / "report.txt").write_text("my notes on the report")
+    capsys.readouterr()
+    assert _main("plot", out) == 2  # the report changed since reprjax wrote it: refused, naming it
+    err = capsys.readouterr().err
+    assert str(out / "report.txt") in err and len(err.strip().splitlines()) == 1
+    assert (out / "report.txt").read_text() == "my notes on the report"
+    assert not list(out.glob(outdir.STAGING_PREFIX + "*"))  # the staging folder is gone
+    assert _main("run", "information-exponent", "--config", i, "--out", out, "--overwrite") == 2
+    assert "report.txt" in capsys.readouterr().err  # the sweep ran; its report is refused, the user's file kept
+    assert (out / "report.txt").read_text() == "my notes on the report"
+    assert len(sweep.load_results(out)) == 1
+    (out / "report.txt").rename(tmp_path / "notes.txt")
+    assert _main("plot", out) == 0 and "one step" in (out / "report.txt").read_text()
+    recorded = json.loads((out / outdir.OUTPUTS_FILE).read_text())
+    assert all(outdir.digest(out / name) in digests for name, digests in recorded.items())
 
 
 def test_retry_failed_reruns_the_failed_groups_from_the_command_line(tmp_path, configs, capsys):

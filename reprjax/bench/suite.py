@@ -291,8 +291,9 @@ BENCHMARKS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``reprjax bench``: the harness (:func:`reprjax.bench.harness.main`) over :data:`BENCHMARKS`."""
+def main(argv: list[str] | None = None, **options: Any) -> int:
+    """``reprjax bench``: the harness (:func:`reprjax.bench.harness.main`, given ``options``) over
+    :data:`BENCHMARKS`."""
     from reprjax.bench.harness import main as harness
 
-    return harness(argv, BENCHMARKS)
+    return harness(argv, BENCHMARKS, **options)

@@ -23,8 +23,8 @@ from reprjax import sweep
 from reprjax.sweep import outdir
 from reprjax._validate import ConfigError, check_fields, check_type
 from reprjax.methods.registry import METHODS
+from reprjax.problem.data import MAX_ROW_WIDTH
 
-__all__ = ["ConfigError", "check_fields", "config_from_dict", "load_toml", "run_experiment"]
 
 
 def config_from_dict(cls: type, values: Mapping[str, Any], source: str = "config",
@@ -123,26 +123,49 @@ def check_r_d(r: int, dims: tuple[int, ...]) -> None:
 
 
 def n_grid(d: int, multiples: tuple[float, ...], power: float = 2.0, n_min: int = 16) -> list[int]:
-    """Sample counts ``round(c * d^power)`` for each multiple ``c`` (at least ``n_min``, duplicates removed)."""
-    return sorted({max(n_min, int(round(c * d**power))) for c in multiples})
+    """Sample counts ``max(n_min, round(c * d^power))`` for each multiple ``c``.
+
+    Raises:
+      ValueError: two multiples give the same ``n`` at ``d`` (the grid would hold fewer sample counts than the
+        config names, one point standing for several); the message names them.
+    """
+    counts = {c: max(n_min, int(round(c * d**power))) for c in multiples}
+    by_n: dict[int, list[float]] = {}
+    for c, n in counts.items():
+        by_n.setdefault(n, []).append(c)
+    merged = {n: cs for n, cs in by_n.items() if len(cs) > 1}
+    if merged:
+        n, cs = min(merged.items())
+        raise ValueError(f"the multiples {cs} all give n = {n} at d = {d} (n = max({n_min}, round(c d^{power:g}))): "
+                         f"{len(multiples)} multiples make {len(by_n)} sample counts; choose multiples that differ at "
+                         f"every d")
+    return sorted(by_n)
 
 
 #: Most runs one sweep may hold (a guard against e.g. ``seeds = 10**9``, which would never finish building).
 MAX_RUNS = 10**6
 #: Largest sample count (row indices are int32).
 MAX_SAMPLES = 2**31 - 1
+#: Largest ``d``: every input row is drawn by :func:`reprjax.problem.data.normal_rows`, which takes rows of at most
+#: this width.
+MAX_DIM = MAX_ROW_WIDTH
 
 
 def check_grid(grid: sweep.Grid, mask_samples: bool = False) -> None:
     """Everything the sweep would reject, now (before a directory is touched), as ``ConfigError``.
 
-    Seeds >= 1, distinct dims, per-method sample caps and extra hyper-parameters only for methods of the grid,
-    every run's method config constructible (stage sizes, strengths, counts) and every target buildable.
+    Seeds >= 1, distinct dims of at most :data:`MAX_DIM`, sample counts that do not collapse, per-method sample
+    caps and extra hyper-parameters only for methods of the grid, every run's method config constructible (stage
+    sizes, strengths, counts) and every target buildable.  Any exception a config raises here is one line.
     """
     if isinstance(grid.seeds, bool) or not isinstance(grid.seeds, int) or grid.seeds < 1:
         raise ConfigError(f"seeds must be an integer >= 1, got {grid.seeds!r}")
     if len(set(grid.dims)) != len(grid.dims):
         raise ConfigError(f"dims must be distinct, got {list(grid.dims)}")
+    too_wide = [d for d in grid.dims if isinstance(d, int) and d > MAX_DIM]
+    if too_wide:
+        raise ConfigError(f"dims {too_wide} exceed {MAX_DIM:,}, the widest input row reprjax draws "
+                          f"(reprjax.problem.data.MAX_ROW_WIDTH)")
     for what, entries in (("sample cap", grid.method_n_max), ("hyper-parameters", grid.method_hyper)):
         unknown = sorted({m for m, _ in entries} - set(grid.methods))
         if unknown:
@@ -162,12 +185,36 @@ def check_grid(grid: sweep.Grid, mask_samples: bool = False) -> None:
         groups = sweep.make_groups(grid, mask_samples)
         for target, d in sorted({(g.target, g.d) for g in groups}, key=lambda td: (td[0].label(), td[1])):
             target.check(d)
-    except (ValueError, OverflowError) as err:
-        if isinstance(err, ConfigError):
-            raise
-        raise ConfigError(f"the grid cannot run: {err}") from None
+    except ConfigError:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever a config raises is one line, before anything is written
+        text = " ".join(str(err).split())
+        if not isinstance(err, ValueError) or not text:
+            text = f"{type(err).__name__}: {text}".rstrip(": ")
+        raise ConfigError(f"the grid cannot run: {text}") from None
     if not groups:
         raise ConfigError("the grid holds no runs (every sample count is above its method's cap?)")
+
+
+def checked_grid(module: Any, config: Any, mask_samples: bool | None = None) -> sweep.Grid:
+    """The study's grid for ``config``, checked by :func:`check_grid`: whatever building it raises is one
+    ``ConfigError`` line, before any directory is touched."""
+    try:
+        grid = module.grid(config)
+    except ConfigError:
+        raise
+    except Exception as err:  # noqa: BLE001 - one line at the boundary
+        raise ConfigError(f"the grid cannot be built: {type(err).__name__}: {' '.join(str(err).split())}") from None
+    check_grid(grid, getattr(config, "mask_samples", False) if mask_samples is None else mask_samples)
+    return grid
+
+
+def load_study_results(module: Any, config: Any, out_dir: str | Path) -> pd.DataFrame:
+    """The finished rows of the study's directory that are runs of its grid (:func:`reprjax.sweep.load_results`
+    with the grid's groups, masked or not); what could not be used is in ``df.attrs["store_problems"]``."""
+    grid = module.grid(config)
+    groups = {g.group_id: g.runs for mask in (False, True) for g in sweep.make_groups(grid, mask)}
+    return sweep.load_results(out_dir, groups)
 
 
 def run_experiment(module: Any, config: Any, out_dir: str | Path, execution: str = "auto", progress: bool = True,
@@ -179,9 +226,8 @@ def run_experiment(module: Any, config: Any, out_dir: str | Path, execution: str
     ``overwrite`` (which removes the previous sweep's outputs: :func:`reprjax.sweep.outdir.remove_outputs`).
     Call it inside :func:`reprjax.sweep.outdir.lock` to keep other reprjax commands out of the directory.
     """
-    grid = module.grid(config)
     mask = getattr(config, "mask_samples", False) if mask_samples is None else mask_samples
-    check_grid(grid, mask)
+    grid = checked_grid(module, config, mask)
     extra = dict(experiment=module.NAME, config=config_dict(config))
     outdir.prepare(out_dir, extra, overwrite)
     kwargs = dict(execution=execution, mask_samples=mask, progress=progress, manifest_extra=extra,
@@ -195,7 +241,7 @@ def run_experiment(module: Any, config: Any, out_dir: str | Path, execution: str
             raise ConfigError(str(err)) from None
         outdir.remove_outputs(out_dir)  # same experiment and config, another grid (e.g. a newer reprjax)
         report = sweep.run_sweep(grid, out_dir, overwrite=False, **kwargs)
-    return sweep.load_results(out_dir), report
+    return load_study_results(module, config, out_dir), report
 
 
 def fmt(x: float) -> str:
