@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from reprjax import cli, sweep
+from reprjax.report import crossings, exponent_text, exponents
 from reprjax.report import tables as analysis
 from reprjax.studies import base, sample_complexity
 
@@ -36,7 +37,7 @@ def test_intervals_cover_a_known_exponent_at_three_seeds():
     hits, widths = [], []
     for i in range(120):
         df = synthetic_table(rng)
-        out = analysis.bootstrap_exponent(df, "m", 0.25, n_boot=200, seed=i)
+        out = exponents.bootstrap_exponent(df, "m", 0.25, n_boot=200, seed=i)
         assert out["dims_resolved"] == 4 and out["seeds"] == 3
         hits.append(out["low"] <= 2.0 <= out["high"])
         widths.append(out["high"] - out["low"])
@@ -46,24 +47,24 @@ def test_intervals_cover_a_known_exponent_at_three_seeds():
 
 def test_exponent_is_fitted_over_resolved_dims_only_with_a_one_sided_bound():
     df = synthetic_table(np.random.default_rng(0), never=(64,))
-    out = analysis.bootstrap_exponent(df, "m", 0.25, n_boot=100)
-    table = analysis.n_star_table(df, 0.25)
+    out = exponents.bootstrap_exponent(df, "m", 0.25, n_boot=100)
+    table = crossings.n_star_table(df, 0.25)
     resolved = table[table["censored"] == ""]
     assert list(resolved["d"]) == [8, 16, 32]
-    assert out["exponent"] == pytest.approx(analysis.fit_exponent(resolved["d"].values, resolved["n_star"].values))
+    assert out["exponent"] == pytest.approx(exponents.fit_exponent(resolved["d"].values, resolved["n_star"].values))
     assert out["dims_resolved"] == 3 and out["dims_total"] == 4 and "d=64: n* > " in out["unresolved_dims"]
     # d = 64 right of the mean log d, censored above: the slope with n*(64) at n_max is a lower bound
     assert out["bound_kind"] == "lower" and math.isfinite(out["bound"])
-    line = "\n".join(analysis.exponent_lines(pd.DataFrame([out])))
-    assert "3/4 dims resolved" in line and "d=64" in line and ">=" in line
+    line = "\n".join(exponent_text.exponent_lines(pd.DataFrame([out])))
+    assert "3 of 4 dims resolved" in line and "d=64" in line and ">=" in line
 
 
 def test_a_curve_below_the_threshold_at_its_first_point_is_an_upper_bound_not_a_crossing():
     df = synthetic_table(np.random.default_rng(1), start=64.0)  # every curve starts far below 0.25
-    table = analysis.n_star_table(df, 0.25)
+    table = crossings.n_star_table(df, 0.25)
     assert (table["censored"] == "below").all() and table["n_star"].isna().all()
     assert all(t.startswith("<= ") for t in table["n_star_text"])
-    out = analysis.bootstrap_exponent(df, "m", 0.25, n_boot=50)
+    out = exponents.bootstrap_exponent(df, "m", 0.25, n_boot=50)
     assert math.isnan(out["exponent"]) and out["dims_resolved"] == 0  # never a slope of exactly 0
 
 
@@ -78,7 +79,7 @@ def test_every_grid_column_groups_and_duplicates_are_not_averaged():
     doubled = pd.concat([df, df.iloc[:1].assign(test_nmse=99.0)])  # a repeated (configuration, seed) row
     again = analysis.error_curves(doubled)
     assert again["duplicates"].sum() == 1 and (again["count"] == 3).all() and again["mean"].max() < 99.0
-    table = analysis.exponent_table(pd.concat([synthetic_table(rng), synthetic_table(rng).assign(width=32)]),
+    table = exponents.exponent_table(pd.concat([synthetic_table(rng), synthetic_table(rng).assign(width=32)]),
                                     0.25, n_boot=20)
     assert sorted(table["width"]) == [16, 32]
 

@@ -12,6 +12,7 @@ import pytest
 
 from reprjax import cli, sweep
 from reprjax.report import tables as analysis
+from reprjax.report import crossings, exponents
 from reprjax.studies import STUDIES, base
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,11 +61,11 @@ def _toml(values: dict) -> str:
 def test_crossing_interpolates_in_log_log_and_censors_outside_the_grid():
     ns = np.array([100, 200, 400, 800])
     errs = 0.8 * (ns / 100.0) ** -1.0  # a power law: exact under log-log interpolation
-    inside = analysis.crossing(ns, errs, 0.25)
+    inside = crossings.crossing(ns, errs, 0.25)
     assert math.isclose(inside.n_star, 100 * 0.8 / 0.25, rel_tol=1e-9) and inside.censored == ""
-    above = analysis.crossing(ns, errs, 0.01)
+    above = crossings.crossing(ns, errs, 0.01)
     assert math.isnan(above.n_star) and above.censored == "above" and above.text == "> 800"
-    below = analysis.crossing(ns, errs, 0.9)  # already below at the first point: only n* <= 100 is known
+    below = crossings.crossing(ns, errs, 0.9)  # already below at the first point: only n* <= 100 is known
     assert math.isnan(below.n_star) and below.censored == "below" and below.text == "<= 100"
 
 
@@ -77,7 +78,7 @@ def test_exponent_and_bootstrap_recover_a_known_power_law():
                 err = min(1.0, 2.0 * d**2 / n) * math.exp(0.05 * rng.standard_normal())
                 rows.append(dict(method="m", target="t", d=d, n=n, seed=seed, test_nmse=err, status="ok"))
     df = pd.DataFrame(rows)
-    out = analysis.bootstrap_exponent(df, "m", threshold=0.25, n_boot=200)
+    out = exponents.bootstrap_exponent(df, "m", threshold=0.25, n_boot=200)
     assert abs(out["exponent"] - 2.0) < 0.1
     assert out["low"] <= 2.0 <= out["high"] and out["unresolved"] == 0.0
 

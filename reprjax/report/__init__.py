@@ -2,12 +2,8 @@
 
 from reprjax._lazy import lazy_attributes
 
-_MODULES = (
-    "tables",
-    "figures",
-    "kernel_figures",
-    "dynamics_figures",
-)
+_MODULES = ("tables", "crossings", "exponents", "collapse", "exponent_text", "figures", "kernel_figures",
+            "dynamics_figures")
 _ENTRY_POINTS: dict[str, str] = {}
 
 __getattr__, __dir__, __all__ = lazy_attributes(__name__, _MODULES, _ENTRY_POINTS)

@@ -46,6 +46,8 @@ import pandas as pd
 
 from reprjax import network, sweep
 from reprjax.report import tables as analysis
+from reprjax.report import crossings, exponent_text
+from reprjax.report import exponents as exponent_fits
 from reprjax.methods import first_layer as first_layer_training
 from reprjax.problem import links as link_targets
 from reprjax.methods import first_layer_presets as multistep_methods
@@ -179,10 +181,10 @@ def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
     for label, sub in outcomes_dropped(df).groupby("target"):
         name = _study_name(config, label)
         threshold = config.threshold_fraction * baseline_error(name)
-        exps = [dict(analysis.bootstrap_exponent(sub, m, threshold, n_boot=config.bootstrap),
+        exps = [dict(exponent_fits.family_exponents(sub, m, threshold, n_boot=config.bootstrap),
                      theory=THEORY.get((m, name), "")) for m in config.methods if m in set(sub["method"])]
         out[name] = dict(baseline=baseline_error(name), threshold=threshold, curves=analysis.error_curves(sub),
-                         n_star=analysis.n_star_table(sub, threshold), exponents=pd.DataFrame(exps),
+                         n_star=crossings.n_star_table(sub, threshold), exponents=pd.DataFrame(exps),
                          **analysis.run_status(sub))
     return out
 
@@ -193,11 +195,9 @@ def report(summary: dict[str, Any], config: Config) -> str:
         curves = s["curves"].pivot_table(index=["d", "n"], columns="method", values="mean").round(3)
         lines += [f"== {name}: baseline error {s['baseline']:.3f} (pre-processing only), threshold "
                   f"{s['threshold']:.3f}", "normalised test MSE (mean over seeds):", curves.to_string(), "",
-                  "exponent of n* against d (bootstrap 95%) | theory:"]
-        for _, row in s["exponents"].iterrows():
-            lines.append(f"  {row['method']:12s} {base.fmt(row['exponent'])} [{base.fmt(row['low'])}, "
-                         f"{base.fmt(row['high'])}] (dims resolved {row['dims_resolved']}/{len(config.dims)}) | "
-                         f"{row['theory'] or '-'}")
+                  "exponent of n* against d (95% t intervals from a seed bootstrap; slope: of log n* on log d over "
+                  "the resolved dims; collapse: the a that puts every point on one curve against n / d^a) | theory:"]
+        lines += exponent_text.exponent_lines(s["exponents"], len(config.dims))
         lines += analysis.failure_lines(s)
         lines.append("")
     return "\n".join(lines)

@@ -28,6 +28,8 @@ import pandas as pd
 
 from reprjax import sweep
 from reprjax.report import tables as analysis
+from reprjax.report import crossings, exponent_text
+from reprjax.report import exponents as exponent_fits
 from reprjax.methods import kernel_ridge as baselines
 from reprjax.kernels import theory as kernel_theory
 from reprjax.report import figures as plotting
@@ -143,8 +145,9 @@ def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
     n_star, exponents = [], []
     for threshold, methods in threshold_groups(config):
         sub = df[df["method"].isin(methods)] if len(df) else df
-        n_star.append(analysis.n_star_table(sub, threshold).assign(threshold=threshold))
-        exponents.append(analysis.exponent_table(sub, threshold, n_boot=config.bootstrap).assign(threshold=threshold))
+        n_star.append(crossings.n_star_table(sub, threshold).assign(threshold=threshold))
+        exponents.append(exponent_fits.exponent_table(sub, threshold, n_boot=config.bootstrap)
+                         .assign(threshold=threshold))
     return dict(curves=analysis.error_curves(df), n_star=pd.concat(n_star, ignore_index=True),
                 exponents=pd.concat(exponents, ignore_index=True), plateaus=plateaus(config),
                 **analysis.run_status(df))
@@ -159,8 +162,9 @@ def report(summary: dict[str, Any], config: Config) -> str:
     lines = ["normalised test MSE (mean over seeds):", curves.to_string(), "",
              f"n* at threshold {thresholds} (censored: below = under the threshold at the smallest n, "
              f"above = not reached by the largest):", n_star[shown].round(3).to_string(index=False), "",
-             "exponent of n* against d over the resolved dims (95% t interval from a seed bootstrap):",
-             *analysis.exponent_lines(summary["exponents"].drop(columns="threshold"), len(config.dims)),
+             "exponent of n* against d (95% t intervals from a seed bootstrap; slope: of log n* on log d over the "
+             "resolved dims; collapse: the a that puts every point on one curve against n / d^a):",
+             *exponent_text.exponent_lines(summary["exponents"].drop(columns="threshold"), len(config.dims)),
              f"theory: Algorithm 1 about 2 (n ~ d^2), rotation-invariant kernels about p = {config.p} (n ~ d^p)", "",
              "kernel plateaus (theory: with d^k << n << d^(k+1) a rotation-invariant kernel learns degrees <= k; "
              "error = energy above degree k):"]

@@ -18,6 +18,8 @@ import pandas as pd
 
 from reprjax import sweep
 from reprjax.report import tables as analysis
+from reprjax.report import crossings, exponent_text
+from reprjax.report import exponents as exponent_fits
 from reprjax.report import figures as plotting
 from reprjax.studies import base
 from reprjax.methods.registry import kernel_methods
@@ -75,8 +77,8 @@ def grid(config: Config) -> sweep.Grid:
 
 
 def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
-    return dict(curves=analysis.error_curves(df), n_star=analysis.n_star_table(df, config.threshold),
-                exponents=analysis.exponent_table(df, config.threshold, n_boot=config.bootstrap),
+    return dict(curves=analysis.error_curves(df), n_star=crossings.n_star_table(df, config.threshold),
+                exponents=exponent_fits.exponent_table(df, config.threshold, n_boot=config.bootstrap),
                 **analysis.run_status(df))
 
 
@@ -90,8 +92,9 @@ def report(summary: dict[str, Any], config: Config) -> str:
              f"n*_target at threshold {config.threshold} (censored: below = already under the threshold at the "
              f"smallest N, above = not reached by the largest; {unresolved}/{len(n_star)} unresolved):",
              n_star[shown].round(3).to_string(index=False), "",
-             "slope of n*_target against d over the resolved dims (95% t interval from a seed bootstrap):",
-             *analysis.exponent_lines(summary["exponents"], len(config.dims))]
+             "exponent of n* against d (95% t intervals from a seed bootstrap; slope: of log n* on log d over the "
+             "resolved dims; collapse: the a that puts every point on one curve against n / d^a):",
+             *exponent_text.exponent_lines(summary["exponents"], len(config.dims))]
     return "\n".join(lines + analysis.failure_lines(summary))
 
 
