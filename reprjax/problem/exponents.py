@@ -160,7 +160,8 @@ def conditional_energy(link: Callable, r: int, degree: int, order: int,
 def _exponent_grid(kinks: tuple[tuple[float, ...], ...], max_degree: int
                    ) -> tuple[tuple[tuple[float, ...], ...], tuple[int, int], int] | None:
     """``(cuts per axis, (coarse, fine) nodes per piece, degree searched)``: the finest :data:`REFINE_CUTS` and the
-    highest degree ``<= max_degree`` with ``degree + 1 <= coarse < fine <= 50`` inside :data:`EXPONENT_MAX_NODES`."""
+    highest degree ``<= max_degree`` with ``degree + 1 <= coarse < fine <= 50`` inside :data:`EXPONENT_MAX_NODES`
+    (every degree up to 8 for ``r <= 5``)."""
     for degree in range(max_degree, 0, -1):
         for extra in REFINE_CUTS:
             cuts = tuple(tuple(sorted(set(k) | set(extra))) for k in kinks)
@@ -223,8 +224,14 @@ def generative_exponent(link_or_target: Any, r: int | None = None, *, kinks: tup
                         degrees: tuple[int, ...] | None = None, max_degree: int = 8, tol: float = TOL) -> int | None:
     """The generative exponent of a link (Damian, Pillaud-Vivien, Lee & Bruna 2024): the lowest ``k >= 1`` with
     ``E[E[h_k(z) | y]^2] > 0``; ``None`` when no degree up to ``max_degree`` has it.  Arguments as
-    :func:`exponents`."""
-    return exponents(link_or_target, r, kinks=kinks, degrees=degrees, max_degree=max_degree, tol=tol).generative
+    :func:`exponents`; a ``ValueError`` when the grid cannot reach ``max_degree`` before finding it (``r >= 6``)."""
+    e = exponents(link_or_target, r, kinks=kinks, degrees=degrees, max_degree=max_degree, tol=tol)
+    if e.generative is None and e.searched < max_degree:
+        name = _links.link_name(resolve_link(link_or_target, r, kinks, degrees)[0])
+        raise ValueError(f"link {name!r}: the exponents' grid ({EXPONENT_MAX_NODES:,} nodes) resolves degrees up to "
+                         f"{e.searched} only, where no conditional energy is non-zero; max_degree = {max_degree} "
+                         f"cannot be searched")
+    return e.generative
 
 
 def information_exponent(link_or_target: Any, r: int | None = None, *, kinks: tuple[float, ...] | None = None,

@@ -102,11 +102,15 @@ def link_on_grid(link: Link, rules: list[tuple[np.ndarray, np.ndarray]]) -> np.n
     """``link`` on the tensor grid of ``rules`` in float64, shape ``(n_1, ..., n_r)``; ``ValueError`` naming the
     link and a node where it is not finite."""
     mesh = np.stack(np.meshgrid(*[n for n, _ in rules], indexing="ij"), axis=-1)
+    flat = mesh.reshape(-1, len(rules))
+    bucket = max(1024, 1 << (flat.shape[0] - 1).bit_length())  # padded: grids of similar size share one compile
     with jax.ensure_compile_time_eval(), jax.enable_x64(True):
-        values = np.asarray(link(jnp.asarray(mesh, jnp.float64)), np.float64)
-    if values.shape != mesh.shape[:-1]:
-        raise ValueError(f"link {link_name(link)!r} maps z of shape (..., {len(rules)}) to shape {values.shape}, "
-                         f"expected {mesh.shape[:-1]} (one value per point)")
+        padded = jnp.asarray(np.pad(flat, ((0, bucket - flat.shape[0]), (0, 0))), jnp.float64)
+        values = np.asarray(jax.jit(link)(padded), np.float64)
+    if values.shape != (bucket,):
+        raise ValueError(f"link {link_name(link)!r} maps z of shape (n, {len(rules)}) to shape {values.shape}, "
+                         f"expected ({bucket},) (one value per point)")
+    values = values[: flat.shape[0]].reshape(mesh.shape[:-1])
     bad = ~np.isfinite(values)
     if bad.any():
         where = np.argwhere(bad)[0]
