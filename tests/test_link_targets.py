@@ -57,13 +57,13 @@ def test_quadrature_reproduces_multi_index_coefficients(c):
 def test_non_polynomial_links_match_closed_forms_within_the_reported_error():
     relu = lt.link_target(jax.random.key(0), 4, "relu", normalise=False).expansion(2)
     want = [1 / math.sqrt(2 * math.pi), 0.5, 1 / (2 * math.sqrt(math.pi))]  # ReLU's h_0, h_1, h_2 coefficients
-    np.testing.assert_allclose(relu.coeffs[:3], want, atol=2 * relu.error)
-    assert relu.second_moment == pytest.approx(0.5, abs=2 * relu.error)
+    np.testing.assert_allclose(relu.coeffs[:3], want, atol=1e-12)  # split at the kink: exact
+    assert relu.second_moment == pytest.approx(0.5, abs=1e-12) and relu.error < 1e-12
     erf = lt.link_target(jax.random.key(0), 4, "erf", normalise=False).expansion(1)
     assert erf.coeffs[1] == pytest.approx(2 / math.sqrt(3 * math.pi), abs=1e-8)  # E[erf'(z)] (Stein)
     sign3 = lt.link_target(jax.random.key(0), 4, "sign3", normalise=False).expansion(3)
     got = dict(zip(sign3.alphas, sign3.coeffs))
-    assert got[(1, 1, 1)] == pytest.approx((2 / math.pi) ** 1.5, abs=2 * sign3.error)
+    assert got[(1, 1, 1)] == pytest.approx((2 / math.pi) ** 1.5, abs=1e-12)
     assert sign3.second_moment == pytest.approx(1.0, abs=1e-9)
 
 
@@ -101,3 +101,58 @@ def test_catalogue_rejects_bad_arguments_naming_them(kwargs, name):
     args = dict(d=8) | kwargs
     with pytest.raises(ValueError, match=name):
         lt.link_target(jax.random.key(0), **args)
+
+
+def _named(fn, name):
+    fn.__name__ = name
+    return fn
+
+
+@pytest.mark.parametrize("fn, message", [
+    (_named(lambda z: z[..., 0] * jnp.nan, "nan_link"), "not finite on the quadrature grid"),
+    (_named(lambda z: jnp.where(z[..., 0] > 0, jnp.inf, 1.0), "half_inf_link"), "not finite on the quadrature grid"),
+    (_named(lambda z: 0.0 * z[..., 0], "zero_link"), "positive"),
+    (_named(lambda z: jnp.exp(z[..., 0] ** 2), "exp_z2_link"), "E\\[g\\^2\\] = inf"),
+    (_named(lambda z: jnp.exp(z[..., 0] ** 2 / 4), "exp_z2_over_4_link"), "does not settle"),
+    (_named(lambda z: z, "vector_link"), "one value per point"),
+])
+def test_a_bad_link_is_refused_in_one_line_naming_it_when_a_target_is_built(fn, message):
+    U = targets.random_orthonormal(jax.random.key(0), 1, 8)
+    with pytest.raises(ValueError, match=message) as info:
+        lt.LinkTarget(U=U, link=fn, name=fn.__name__)
+    assert fn.__name__ in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_heavy_but_square_integrable_link_is_accepted_with_its_exact_second_moment():
+    # E[exp(2 z^2 / 5)] = 1 / sqrt(1 - 4 / 5) = sqrt(5)
+    t = lt.LinkTarget(U=jnp.eye(1, 4), link=_named(lambda z: jnp.exp(z[..., 0] ** 2 / 5), "exp_z2_over_5"))
+    assert t.expansion(0).second_moment == pytest.approx(math.sqrt(5.0), rel=1e-3)
+
+
+def test_hermite_products_over_many_directions_are_exact_and_guard_their_size():
+    ten = lt.link_target(jax.random.key(0), 16, "hermite_product", degrees=(1,) * 10)  # used to walk 7^11 indices
+    assert ten.information_exponent == 10 and ten.scale == 1.0
+    e = ten.expansion(2)
+    assert e.error == 0.0 and len(e.alphas) == math.comb(12, 10) and not np.any(e.coeffs)
+    wide = lt.link_target(jax.random.key(0), 32, "hermite_product", degrees=(1,) * 21)  # one node per axis before
+    assert wide.information_exponent == 21
+    with pytest.raises(ValueError, match="296,010 multi-indices"):
+        wide.expansion(6)
+
+
+def test_a_grid_that_cannot_resolve_the_degree_is_refused_naming_the_link():
+    U = targets.random_orthonormal(jax.random.key(0), 21, 32)
+    with pytest.raises(ValueError, match="'sum21'.*too few per direction"):
+        lt.LinkTarget(U=U, link=lt.DeclaredLink(lambda z: jnp.sum(z, -1), (), "sum21"))
+    six = lt.LinkTarget(U=targets.random_orthonormal(jax.random.key(0), 6, 8),
+                        link=lt.DeclaredLink(lambda z: jnp.prod(z, -1), (), "prod6"))
+    with pytest.raises(ValueError, match="'prod6'.*resolve Hermite degree 11"):  # 11 nodes per direction fit
+        six.expansion(11)
+
+
+def test_a_sweep_checks_link_targets_before_running():
+    from reprjax.sweep.grid import TargetSpec
+
+    TargetSpec.of("link", normalise=True, link="hermite_product", degrees=(1,) * 21).check(32)
+    with pytest.raises(ValueError, match="degrees"):
+        TargetSpec.of("link", link="hermite_product", degrees=(17,)).check(32)

@@ -246,3 +246,30 @@ def test_paper_target_flags_are_booleans_not_truthy_strings():
         targets.paper_target(jax.random.key(0), D, cross_terms="false")
     with pytest.raises(ValueError, match="cross_terms"):
         targets.paper_target(jax.random.key(0), D, cross_terms=1)
+
+
+# ------------------------------------------------------------------------------------------------ issue 24
+@given(r=st.integers(1, 3), degree=st.integers(0, 4), seed=st.integers(0, 2**16))
+def test_tensor_grid_contraction_keeps_exactly_the_multi_indices_up_to_degree_and_matches_the_full_sum(r, degree, seed):
+    import itertools
+
+    from reprjax.maths.multi_index import contract_tensor_grid, count_up_to
+
+    rng = np.random.default_rng(seed)
+    shape = (3, 4, 5)[:r]
+    values = rng.normal(size=shape + (2,))
+    bases = [rng.normal(size=(n, degree + 1)) for n in shape]
+    alphas, table = contract_tensor_grid(values, bases, degree)
+    assert len(alphas) == len(set(alphas)) == count_up_to(r, degree) and table.shape == (len(alphas), 2)
+    for alpha, row in zip(alphas, table):
+        want = sum(values[idx] * np.prod([bases[j][i, a] for j, (i, a) in enumerate(zip(idx, alpha))])
+                   for idx in itertools.product(*map(range, shape)))
+        np.testing.assert_allclose(row, want, rtol=1e-10, atol=1e-12)
+
+
+def test_term_count_guard_names_the_size():
+    from reprjax.maths.multi_index import check_term_count
+
+    assert check_term_count("x", 10, 6) == math.comb(16, 6)
+    with pytest.raises(ValueError, match="296,010 multi-indices"):
+        check_term_count("the target", 21, 6)

@@ -61,7 +61,7 @@ def check_term_count(what: str, r: int, degree: int, limit: int = MAX_TERMS) -> 
 def contract_tensor_grid(
     values: np.ndarray, bases: Sequence[np.ndarray], degree: int
 ) -> tuple[list[tuple[int, ...]], np.ndarray]:
-    """``C[alpha] = sum_{i_1..i_r} values[i_1..i_r, ...] prod_j bases[j][i_j, alpha_j]`` for every ``|alpha| <= degree``.
+    """``C[alpha] = sum_{i_1..i_r} values[i_1..i_r, ...] prod_j bases[j][i_j, alpha_j]``, every ``|alpha| <= degree``.
 
     The sum over a tensor grid (e.g. Hermite coefficients by a tensor quadrature rule, ``bases[j] = w_j h(z_j)``)
     contracts one axis at a time and keeps only the prefixes ``(alpha_1..alpha_j)`` whose degree can still be

@@ -8,22 +8,24 @@
   information exponent 3 and generative exponent 1, even links have generative exponent 2 at least.
 
 Method.  ``E[E[h | y]^2] = sup_phi E[phi(y) h(z)]^2 / E[phi(y)^2]`` is the squared norm of the projection of ``h``
-onto the functions of ``y``.  It is bounded below by the projection onto a finite family of label features
-``phi_0 = 1``, the monomials ``y_s^j`` and the Legendre polynomials ``P_j(tanh(y_s))``, ``j = 1..label_degree``
-(``y_s`` the standardised label).  ``tanh(y_s)`` is a bounded one-to-one function of ``y``, so polynomials in it are
-dense in ``L^2`` of the label's law and the bound tends to the true value as ``label_degree`` grows; the monomials make
-it exact at small ``label_degree`` for labels that are polynomials of ``z`` (``h_2(z) = (y^2 - 1) / sqrt(2)`` for
-``y = |z|``, and every function of a two-valued label such as ``sign`` is affine in ``y``).
+onto the functions of ``y``.  It is bounded below by the projection onto the polynomials of the label of degree
+``<= label_degree`` (default 8), made orthonormal under the label's law on the grid by Lanczos
+(:func:`label_polynomials`); the bound is exact when ``E[h_alpha | y]`` is such a polynomial (every function of a
+two-valued label like ``sign``; ``h_2(z) = (y^2 - 1) / sqrt(2)`` for ``y = |z|``) and rises to the true value with
+``label_degree`` when polynomials are dense in ``L^2`` of the label's law (bounded labels, or tails like ``relu``'s).
 
-The expectations are sums over the link's tensor quadrature grid (:mod:`reprjax.problem.links`: Gauss-Hermite, split
-at the kinks and jumps a link declares, so that ``sign``, ``|z|``, ``relu`` and ``sign3`` are integrated exactly); the
-features are orthonormalised on the grid (an SVD, dropping directions below ``RANK_RTOL``) and each ``h_alpha`` is
-projected in one contraction (:func:`reprjax.maths.multi_index.contract_tensor_grid`).  The zeros that decide these
-exponents come from symmetries (``y`` even in ``z``; sign flips of pairs of coordinates for ``sign3``) which the
-rules keep exactly, so a zero is computed to rounding (about ``1e-30``) while the non-zeros of the catalogue are
-``>= 1e-2`` (docs/exponents.md); a degree counts as non-zero above ``max(tol, 10 * error)``, ``error`` being the change
-of the energies between the two finest grids.  A reported generative exponent is an upper bound in general (a finite
-family can miss a dependence) and exact where the features span the conditional expectations (all cases above).
+The expectations are sums over a tensor grid (:mod:`reprjax.maths.piecewise_quadrature`): each axis is split at the
+kinks and jumps the link declares (``sign``, ``|z|``, ``relu``, ``sign3`` are then integrated exactly) and at extra
+symmetric cuts :data:`REFINE_CUTS` (composite rules converge to rounding for links analytic only in a strip, such as
+``tanh`` and ``erf``, where one Gauss-Hermite rule of 100 nodes leaves errors near ``1e-1`` in the conditional
+energies), with :data:`EXPONENT_MAX_NODES` nodes at most; each ``h_alpha`` is projected in one contraction
+(:func:`reprjax.maths.multi_index.contract_tensor_grid`).  The zeros that decide these exponents come from symmetries
+(``y`` even in ``z``; sign flips of pairs of coordinates for ``sign3``) which the rules keep exactly, so a zero is
+computed to rounding (below ``1e-30``) while the non-zeros of the catalogue are ``>= 2e-2`` (docs/link_exponents.md);
+a degree counts as non-zero above ``max(tol, 10 * error)``, ``error`` being the largest change of the energies between
+the two grids (``coarse`` and ``fine`` nodes per piece).  A reported generative exponent is an upper bound in general
+(a finite family of label functions can miss a dependence) and exact where the label polynomials span the
+conditional expectations (all the cases above).
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ def conditional_energy(link: Callable, r: int, degree: int, order: int,
       r: number of directions.
       degree: largest Hermite degree.
       order: nodes per piece and axis.
-      label_degree: number of label features of each kind.
+      label_degree: largest degree of the label polynomials.
     """
     rules = _links.axis_rules(_links.link_kinks(link, r), order)
     y = _links.link_on_grid(link, rules).reshape(-1)
@@ -186,7 +188,7 @@ def exponents(link_or_target: Any, r: int | None = None, *, kinks: tuple[float, 
       degrees: the degrees of ``"hermite_product"`` when ``link_or_target`` names it.
       max_degree: largest degree searched (``<= MAX_DEGREE``); lowered to what the grid resolves for large ``r``.
       tol: energies at or below ``max(tol, 10 * error)`` count as zero.
-      label_degree: label features of each kind.
+      label_degree: largest degree of the label polynomials.
 
     Returns:
       An :class:`Exponents`.

@@ -171,7 +171,8 @@ def _quadrature(link: Link, kinks: tuple[tuple[float, ...], ...], degree: int, o
     values = link_on_grid(link, rules)
     prefixes, table = contract_tensor_grid(values, [w[:, None] * hermite_values_numpy(n, degree) for n, w in rules],
                                            degree)
-    second = values**2
+    with np.errstate(over="ignore"):  # an overflow is reported below as an infinite E[g^2]
+        second = values**2
     for _, w in rules:
         second = np.tensordot(w, second, axes=([0], [0]))
     index = dict(zip(prefixes, table))
@@ -195,7 +196,8 @@ def hermite_expansion(link: Link, r: int, degree: int = 6, tol: float = 1e-10) -
       A :class:`HermiteExpansion` with its order and error estimate.
 
     Raises:
-      ValueError: naming the link, when it is not finite on the grid or has an ``E[g^2]`` that does not settle, when the grid cannot resolve ``degree``, or when there are too many multi-indices.
+      ValueError: naming the link, when it is not finite on the grid or has an ``E[g^2]`` that does not settle,
+        when the grid cannot resolve ``degree``, or when there are too many multi-indices.
     """
     _validate.check_int("r", r, low=1)
     _validate.check_int("degree", degree, low=0, high=MAX_DEGREE)
@@ -244,8 +246,8 @@ class LinkTarget:
             raise ValueError(f"U must be an (r, d) array, got shape {self.U.shape}")
         second = hermite_expansion(self.link, self.r, 0).second_moment
         if not second > 0.0:
-            raise ValueError(f"link {link_name(self.link)!r} has E[g^2] = {second:.3g}: a target needs a positive second "
-                             f"moment (a link that is 0 everywhere cannot be normalised)")
+            raise ValueError(f"link {link_name(self.link)!r} has E[g^2] = {second:.3g}: a target needs a positive "
+                             f"second moment (a link that is 0 everywhere cannot be normalised)")
 
     @property
     def r(self) -> int:
