@@ -4,9 +4,13 @@ Tables: ``err = min(1, x0 d^a / n)`` on the studies' grid ``n = c d^2`` (c = 0.2
 seed-level and a point-level log-normal noise of 0.15 (tests/test_exponents.py, ``power_law_table``).  For each
 scenario: the share of 95% intervals that hold the true exponent (with its binomial standard error), the median
 width, the mean and SD of the estimates, and how often a slope could be fitted.  docs/measurements.md, "Exponent
-intervals: coverage", quotes its output.  Usage: ``python evidence/exponent_coverage.py [tables] [boot]``.
+intervals: coverage", quotes its output.  Then the cost of one family's exponents at the studies' default
+(``bootstrap = 1000``: 1000 resamples for the slope, 250 per dim for the collapse), beside the float32 matmul roofline
+measured in the same run.  Usage: ``python evidence/exponent_coverage.py [tables] [boot]`` (``tables = 0``: the
+cost only).
 """
 
+import statistics
 import sys
 import time
 
@@ -15,6 +19,7 @@ import numpy as np
 sys.path.insert(0, "tests")
 from test_exponents import curves_of, power_law_table  # noqa: E402
 
+from reprjax.bench import harness  # noqa: E402
 from reprjax.report import collapse, exponents  # noqa: E402
 
 SCENARIOS = {
@@ -31,9 +36,25 @@ def _share(hits: list[bool]) -> str:
     return f"{p:.3f} +- {np.sqrt(p * (1 - p) / max(len(hits), 1)):.3f} ({len(hits)})"
 
 
+def cost(repeats: int = 3) -> None:
+    """Seconds of :func:`reprjax.report.exponents.family_exponents` at ``n_boot = 1000`` (median of ``repeats``)."""
+    rng = np.random.default_rng(1)
+    for dims in ((16, 32, 64), (8, 16, 32, 64, 128)):
+        df = power_law_table(rng, dims=dims)
+        exponents.family_exponents(df, "m", 0.25, n_boot=1000)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            exponents.family_exponents(df, "m", 0.25, n_boot=1000)
+            times.append(time.perf_counter() - start)
+        print(f"family_exponents, {len(dims)} dims x 8 n x 3 seeds, n_boot 1000: {statistics.median(times):.2f} s")
+
+
 def main(tables: int = 200, boot: int = 200) -> None:
+    roofline = harness.matmul_roofline()
+    print(f"matmul roofline {roofline['gflops']:.1f} GFLOP/s (float32 {roofline['size']}^3)")
     rng = np.random.default_rng(2026)
-    for name, kw in SCENARIOS.items():
+    for name, kw in (SCENARIOS.items() if tables else ()):
         start = time.perf_counter()
         a = kw["a_true"]
         slope_hits, slope_w, slope_est, coll_hits, coll_w, coll_est = [], [], [], [], [], []
@@ -58,6 +79,9 @@ def main(tables: int = 200, boot: int = 200) -> None:
             else:
                 print(f"  {label} never fitted")
         sys.stdout.flush()
+    cost()
+    roofline = harness.matmul_roofline()
+    print(f"matmul roofline at the end {roofline['gflops']:.1f} GFLOP/s")
 
 
 if __name__ == "__main__":

@@ -89,16 +89,27 @@ def _write_results_dir(out, rows, config):
     extra = dict(experiment=sample_complexity.NAME, config=base.config_dict(config))
     (out / sweep.MANIFEST_FILE).write_text(json.dumps(extra))
     with open(out / sweep.RESULTS_FILE, "w") as fh:
-        for i, row in enumerate(rows):
-            fh.write(json.dumps(dict(row, group_id=f"g{i}", group_size=1, attempt="a")) + "\n")
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+
+
+def _rows_of_the_grid(config, rng, failed_method):
+    """A row for every run of the study's grid (its own group ids): errors ``min(1, 2 d^2 / n)`` with noise, runs of
+    ``failed_method`` failed."""
+    rows = []
+    for group in sweep.make_groups(sample_complexity.grid(config)):
+        for run in group.runs:
+            err = min(1.0, 2.0 * run["d"] ** 2 / run["n"]) * math.exp(0.1 * rng.standard_normal())
+            bad = run["method"] == failed_method
+            rows.append(dict(run, group_id=group.group_id, group_size=group.size, attempt="a",
+                             status="failed" if bad else "ok", test_nmse=None if bad else err,
+                             error="LinAlgError: boom" if bad else None))
+    return rows
 
 
 def test_report_and_plot_are_written_when_a_method_never_succeeded(tmp_path, capsys):
-    config = sample_complexity.Config(dims=(8, 16, 32, 64), methods=("algorithm1", "entk"), bootstrap=50)
-    df = synthetic_table(np.random.default_rng(3), method="algorithm1")
-    failed = df.assign(method="entk", status="failed", test_nmse=float("nan"), error="LinAlgError: boom")
-    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-            for r in pd.concat([df, failed]).to_dict("records")]
+    config = sample_complexity.Config(dims=(8, 16, 32), methods=("algorithm1", "entk"), bootstrap=50)
+    rows = _rows_of_the_grid(config, np.random.default_rng(3), "entk")
     out = tmp_path / "out"
     _write_results_dir(out, rows, config)
     assert cli.main(["plot", str(out)]) == 0
@@ -128,3 +139,43 @@ def test_report_counts_runs_whose_strength_sits_at_the_grid_edge():
                for line in lines)
     # rows written before the metric existed: nothing to count, nothing printed
     assert analysis.strength_edges(pd.DataFrame([dict(method="k", n=1, status="ok")])).empty
+
+
+def _seed_rows(values, ses=None, n=100):
+    return [dict(method="m", target="t", d=8, n=n, seed=s, test_nmse=v, status="ok",
+                 **({} if ses is None else dict(test_nmse_se=ses[s]))) for s, v in enumerate(values)]
+
+
+def test_seed_mean_standard_error_is_the_seed_spread_floored_at_the_test_noise():
+    spread = _seed_rows([0.50, 0.52, 0.54], ses=[0.01] * 3)  # seed spread 0.02 above the test SE 0.01
+    tight = _seed_rows([0.30, 0.3001, 0.3002], ses=[0.05] * 3, n=200)  # seeds agree closer than their test SE
+    curves = analysis.error_curves(pd.DataFrame(spread + tight)).set_index("n")
+    assert curves.loc[100, "sem"] == pytest.approx(0.02 / math.sqrt(3))
+    assert curves.loc[100, "sem_test"] == pytest.approx(0.01 / math.sqrt(3))
+    assert curves.loc[200, "sem"] == pytest.approx(0.05 / math.sqrt(3))
+    assert curves.loc[200, "sem_seed"] < 1e-3
+    assert "test_nmse_se" not in curves.columns  # an outcome's standard error never becomes a grouping key
+    old = analysis.error_curves(pd.DataFrame(_seed_rows([0.50, 0.52, 0.54])))  # rows written before the column
+    assert old["sem_test"].iloc[0] == 0.0 and old["sem"].iloc[0] == pytest.approx(old["sem_seed"].iloc[0])
+
+
+def test_log_n_star_standard_error_matches_its_spread_over_replicate_tables():
+    """The delta-method SE of log n* (seed covariance of the two bracketing means) against the SD of log n* over 200
+    replicate tables with the same law: mean SE^2 / variance within [0.7, 1.4] (about 3 standard errors of the
+    ratio, measured SD about 0.1 at 8 seeds: the check's own noise, not the method's, decides the seed count)."""
+    rng = np.random.default_rng(11)
+    logs, variances = [], []
+    for _ in range(200):
+        row = crossings.n_star_table(synthetic_table(rng, dims=(16,), seeds=8), 0.25).iloc[0]
+        assert row["censored"] == ""
+        logs.append(math.log(row["n_star"]))
+        variances.append(row["log_n_star_se"] ** 2)
+    assert 0.7 < np.mean(variances) / np.var(logs, ddof=1) < 1.4
+
+
+def test_test_noise_alone_is_propagated_to_n_star_when_the_seeds_agree():
+    df = synthetic_table(np.random.default_rng(12), dims=(16,), sigma=0.0)  # no seed spread at all
+    table = crossings.n_star_table(df.assign(test_nmse_se=0.1 * df["test_nmse"]), 0.25)
+    row = table.iloc[0]
+    assert row["log_n_star_se"] > 0 and row["log_n_star_se"] == pytest.approx(row["log_n_star_se_test"])
+    assert crossings.n_star_table(df, 0.25).iloc[0]["log_n_star_se"] == 0.0

@@ -175,7 +175,9 @@ def report(summary: dict[str, Any], config: Config) -> str:
 
 def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:
     summary = summarise(df, config)
-    exps = {r["method"]: r["exponent"] for _, r in summary["exponents"].iterrows()}
+    # the slope is drawn only where it is the answer (never a subset fit that contradicts the bound of all dims)
+    exps = {r["method"]: r["exponent"] if r["answer"] == "slope" else float("nan")
+            for _, r in summary["exponents"].iterrows()}
     out = plotting.error_vs_n(df, Path(out_dir) / "error_vs_n", threshold=config.threshold,
                               title=f"paper target r={config.r}, p={config.p}")
     out += plotting.n_star_vs_d(summary["n_star"], Path(out_dir) / "n_star_vs_d", config.p, exps)
