@@ -100,7 +100,9 @@ def report(summary: dict[str, Any], config: Config) -> str:
 
 def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:
     summary = summarise(df, config)
-    exps = {r["method"]: r["exponent"] for _, r in summary["exponents"].iterrows()}
+    # the slope is drawn only where it is the answer (never a subset fit that contradicts the bound of all dims)
+    exps = {r["method"]: r["exponent"] if r["answer"] == "slope" else float("nan")
+            for _, r in summary["exponents"].iterrows()}
     out = plotting.transfer_curves(df, Path(out_dir) / "transfer_error_vs_N", threshold=config.threshold)
     n_star = summary["n_star"]
     # n* <= N_min is not "not reached": drawn neither as a point nor as an open marker (named in the report)
