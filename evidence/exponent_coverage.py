@@ -26,7 +26,7 @@ SCENARIOS = {
     "a=2, d=16..64": dict(a_true=2.0, dims=(16, 32, 64)),
     "a=3 on the d^2 grid, d=16..64": dict(a_true=3.0, dims=(16, 32, 64)),
     "a=2, d=8..128 (5 dims)": dict(a_true=2.0, dims=(8, 16, 32, 64, 128)),
-    "a=3, d=16..128, n* leaves the grid at d >= 32": dict(a_true=3.0, dims=(16, 32, 64, 128), x0=1 / 8),
+    "a=3, d=16..128, n* leaves the grid from d = 64": dict(a_true=3.0, dims=(16, 32, 64, 128), x0=1 / 8),
     "a=3, d=16..64, test SE 10% carried in rows": dict(a_true=3.0, dims=(16, 32, 64), sigma=0.1, se=0.1),
 }
 
