@@ -34,7 +34,8 @@ from scipy import stats
 
 #: Trial exponents scanned before the golden-section refinement (docs/measurements.md, "Exponent intervals").
 A_GRID = np.round(np.arange(0.0, 8.0 + 1e-9, 0.1), 10)
-#: A curve enters the collapse when it falls by more than this many standard errors (:func:`falls`).
+#: A curve enters the collapse when it falls by more than this many standard errors (:func:`falls`;
+#: docs/measurements.md, "Exponent intervals: coverage").
 FLAT_DROP = 5.0
 
 

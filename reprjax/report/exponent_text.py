@@ -29,6 +29,11 @@ def _bound(row: pd.Series) -> str:
     return f"exponent {'>=' if row['bound_kind'] == 'lower' else '<='} {row['bound']:.3g}"
 
 
+def _side(row: pd.Series) -> str:
+    """Where a value that contradicts the bound lies: below a lower bound, above an upper one."""
+    return "below" if row["bound_kind"] == "lower" else "above"
+
+
 def slope_text(row: pd.Series, total_dims: int | None = None) -> str:
     """The slope of ``n*``: the fit with its interval, the bound, or "not fitted (k of K dims resolved)"; the
     unresolved dims with their bounds; the share of resamples censored."""
@@ -43,8 +48,8 @@ def slope_text(row: pd.Series, total_dims: int | None = None) -> str:
         if row["bound_kind"]:
             text += f"; all dims at their bounds: {_bound(row)}"
     elif chosen == "bound" and fitted:
-        text = (f"{_bound(row)} (all dims at their bounds); the fit over the {resolved}, {fit}, lies beyond this "
-                "bound and is not the exponent")
+        text = (f"{_bound(row)} (all dims at their bounds); the fit over the {resolved}, {fit}, lies "
+                f"{_side(row)} this bound and is not the exponent")
     elif chosen == "bound":
         text = f"{_bound(row)} (all dims at their bounds); not fitted ({resolved})"
     else:
@@ -72,7 +77,7 @@ def collapse_text(row: pd.Series) -> str:
         text += f"; resamples at an edge {row['collapse_edge']:.0%} (kept there)"
     kind = row["bound_kind"]
     if (kind == "lower" and row["collapse"] < row["bound"]) or (kind == "upper" and row["collapse"] > row["bound"]):
-        text += f"; beyond the bound ({_bound(row)}): the curves are not one power law over the grid"
+        text += f"; {_side(row)} the bound ({_bound(row)}): the curves are not one power law over the grid"
     return text
 
 
