@@ -31,6 +31,7 @@ conditional expectations (all the cases above).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -122,7 +123,10 @@ def label_polynomials(y: np.ndarray, sqrt_w: np.ndarray, label_degree: int) -> n
     """``sqrt(w) p_j(y)`` for the polynomials ``p_0 = 1, p_1, ..`` orthonormal under the label's law on the grid
     (weights ``w``), ``j <= label_degree``: Lanczos on ``diag(y)`` from ``sqrt(w)`` with full re-orthogonalisation,
     stopped early when the label takes fewer distinct values (``beta_j < RANK_RTOL``).  Shape ``(N, J + 1)``."""
-    ys = (y - np.sum(sqrt_w**2 * y)) / max(float(np.max(np.abs(y - np.sum(sqrt_w**2 * y)))), 1e-300)
+    centred = y - np.sum(sqrt_w**2 * y)
+    sd = float(np.sqrt(np.sum(sqrt_w**2 * centred**2)))
+    ys = centred / sd if sd > 0 else np.zeros_like(y)  # standardised: the recurrence's beta_j are O(1) unless the
+    # label has run out of distinct values, when they fall to rounding
     columns = [sqrt_w / np.linalg.norm(sqrt_w)]
     for _ in range(label_degree):
         v = ys * columns[-1]
@@ -149,7 +153,7 @@ def conditional_energy(link: Callable, r: int, degree: int, order: int,
     """
     rules = _links.axis_rules(_links.link_kinks(link, r), order)
     y = _links.link_on_grid(link, rules).reshape(-1)
-    sqrt_w = np.sqrt(np.prod(np.stack(np.meshgrid(*[w for _, w in rules], indexing="ij"), -1), -1).reshape(-1))
+    sqrt_w = np.sqrt(functools.reduce(np.multiply.outer, [w for _, w in rules]).reshape(-1))
     q = label_polynomials(y, sqrt_w, label_degree)
     shape = tuple(len(n) for n, _ in rules)
     bases = [np.sqrt(w)[:, None] * hermite_values_numpy(n, degree) for n, w in rules]

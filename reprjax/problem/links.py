@@ -70,7 +70,7 @@ def link_name(link: Link) -> str:
 def link_kinks(link: Link, r: int) -> tuple[tuple[float, ...], ...]:
     """The kinks of ``link`` on each of its ``r`` axes (``link.kinks``; none when it declares none)."""
     kinks = tuple(getattr(link, "kinks", ()) or ())
-    if kinks and isinstance(kinks[0], tuple):
+    if kinks and isinstance(kinks[0], (tuple, list)):
         if len(kinks) != r:
             raise ValueError(f"link {link_name(link)!r} declares kinks for {len(kinks)} axes but r = {r}")
         return tuple(tuple(float(k) for k in axis) for axis in kinks)
@@ -286,8 +286,8 @@ class LinkTarget:
         (:class:`HermiteProduct`), else searched up to degree 6 (or the highest degree the grid resolves)."""
         if hasattr(self.link, "information_exponent"):
             return self.link.information_exponent
-        degree = 6
-        while degree > 1 and not grid_orders(link_kinks(self.link, self.r), min_order=degree + 1):
+        degree = 6  # lowered until two orders resolve it (the error estimate needs both)
+        while degree > 1 and len(grid_orders(link_kinks(self.link, self.r), min_order=degree + 1)) < 2:
             degree -= 1
         return self.expansion(degree).information_exponent()
 
