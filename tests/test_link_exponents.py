@@ -72,8 +72,6 @@ def test_calculators_accept_targets_names_and_functions_with_kinks():
     assert (ex.information_exponent(link_t), ex.generative_exponent(link_t, max_degree=4)) == (3, 3)
     relu = ex.exponents(lambda z: jax.nn.relu(z[..., 0]), kinks=(0.0,), max_degree=4)
     assert (relu.information, relu.generative) == (1, 1) and relu.error < 1e-12
-    pair = ex.exponents(lambda z: z[..., 0] * z[..., 1], r=2, max_degree=3)
-    assert (pair.information, pair.generative) == (2, 2)
     # z1 z2 z3 reveals |z1| (degree 2) where sign(z1 z2 z3) hides everything below degree 3
     assert ex.generative_exponent("hermite_product", degrees=(1, 1, 1), max_degree=3) == 2
     with pytest.raises(ValueError, match="resolves degrees up to 1 only"):
