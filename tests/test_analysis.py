@@ -3,6 +3,7 @@ grouping by every grid column, and reports and plots written when some configura
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -116,6 +117,9 @@ def test_report_and_plot_are_written_when_a_method_never_succeeded(tmp_path, cap
     report = (out / "report.txt").read_text()
     assert "no successful run" in report and "method=entk" in report and "LinAlgError" in report
     assert "algorithm1" in report and (out / "n_star_vs_d.png").exists()
+    assert (out / "collapse_fitted.png").exists()  # the curves against n / d^a at the fitted collapse exponent
+    low, high = map(float, re.search(r"collapse: +[0-9.]+ \[([0-9.]+), ([0-9.]+)\]", report).groups())
+    assert low <= 2.0 <= high  # rows made with n* ~ d^2
     # every run failed: the report is still written, the figures are skipped
     out2 = tmp_path / "out2"
     _write_results_dir(out2, [dict(r, status="failed", test_nmse=None) for r in rows], config)

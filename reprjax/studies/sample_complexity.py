@@ -191,4 +191,9 @@ def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:
         powers = {**{m: 2.0 for m in config.networks}, **{m: float(config.p) for m in config.kernels}}
         out += plotting_kernels.collapse(curves, Path(out_dir) / "collapse", powers,
                                          title="networks against n / d^2, kernels against n / d^p")
+    fitted = {r["method"]: round(float(r["collapse"]), 2) for _, r in summary["exponents"].iterrows()
+              if r["collapse"] == r["collapse"]}  # not nan
+    if fitted and len(curves):
+        out += plotting_kernels.collapse(curves, Path(out_dir) / "collapse_fitted", fitted,
+                                         title="each method against n / d^a at its fitted collapse exponent a")
     return out
