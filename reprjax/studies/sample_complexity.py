@@ -156,12 +156,14 @@ def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
 def report(summary: dict[str, Any], config: Config) -> str:
     curves = analysis.pivot(summary["curves"], index=["d", "n"], columns="method").round(3)
     n_star = summary["n_star"]
-    shown = [c for c in ("method", "d", "threshold", "n_star_text", "censored", "n_min", "n_max", "error_at_n_max")
+    shown = [c for c in ("method", "d", "threshold", "n_star_text", "log_n_star_se", "censored", "n_min", "n_max",
+                      "error_at_n_max")
              if c in n_star.columns]
     thresholds = ", ".join(f"{t:g} for {', '.join(ms)}" for t, ms in threshold_groups(config))
     lines = ["normalised test MSE (mean over seeds):", curves.to_string(), "",
              f"n* at threshold {thresholds} (censored: below = under the threshold at the smallest n, "
-             f"above = not reached by the largest):", n_star[shown].round(3).to_string(index=False), "",
+             f"above = not reached by the largest; log_n_star_se: standard error of log n*, seeds and test estimates):",
+             n_star[shown].round(3).to_string(index=False), "",
              "exponent of n* against d (95% t intervals from a seed bootstrap; slope: of log n* on log d over the "
              "resolved dims; collapse: the a that puts every point on one curve against n / d^a):",
              *exponent_text.exponent_lines(summary["exponents"].drop(columns="threshold"), len(config.dims)),

@@ -85,12 +85,13 @@ def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
 def report(summary: dict[str, Any], config: Config) -> str:
     curves = analysis.pivot(summary["curves"], index=["d", "n"], columns="method").round(3)
     n_star = summary["n_star"]
-    shown = [c for c in ("method", "d", "n_star_text", "censored", "n_min", "n_max", "error_at_n_max")
+    shown = [c for c in ("method", "d", "n_star_text", "log_n_star_se", "censored", "n_min", "n_max", "error_at_n_max")
              if c in n_star.columns]
     unresolved = int((n_star["censored"] != "").sum()) if len(n_star) else 0
     lines = ["error on the target head against N (mean over seeds; 'algorithm1' = scratch):", curves.to_string(), "",
              f"n*_target at threshold {config.threshold} (censored: below = already under the threshold at the "
-             f"smallest N, above = not reached by the largest; {unresolved}/{len(n_star)} unresolved):",
+             f"smallest N, above = not reached by the largest; {unresolved}/{len(n_star)} unresolved; log_n_star_se: "
+             "standard error of log n*, seeds and test estimates):",
              n_star[shown].round(3).to_string(index=False), "",
              "exponent of n* against d (95% t intervals from a seed bootstrap; slope: of log n* on log d over the "
              "resolved dims; collapse: the a that puts every point on one curve against n / d^a):",
