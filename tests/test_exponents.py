@@ -125,3 +125,13 @@ def test_every_study_prints_a_missing_fit_as_not_fitted_with_the_unresolved_dims
         assert "not fitted (0 of 3 dims resolved)" in text, name
         assert all(f"d={d}: n* > " in text for d in dims), name
         assert "never" not in text and "nan" not in text, name
+
+
+def test_failed_runs_leave_finite_intervals_and_one_seed_prints_no_interval():
+    rng = np.random.default_rng(6)
+    df = power_law_table(rng)
+    df["status"] = np.where(rng.random(len(df)) < 0.2, "failed", "ok")  # resamples where every run at an n failed
+    out = exponents.family_exponents(df, "m", 0.25, n_boot=100)
+    assert all(math.isfinite(out[k]) for k in ("exponent", "low", "high", "collapse", "collapse_low", "collapse_high"))
+    lines = exponent_text.exponent_lines(exponents.exponent_table(power_law_table(rng, seeds=1), 0.25, n_boot=20))
+    assert "nan" not in "\n".join(lines) and "(no interval: fewer than 2 seeds)" in lines[0]

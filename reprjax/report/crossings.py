@@ -71,8 +71,9 @@ def crossing(ns: Float[np.ndarray, " J"], errors: Float[np.ndarray, " J"], thres
 def crossings(ns: Float[np.ndarray, " J"], means: Float[np.ndarray, "B J"],
               threshold: float) -> tuple[Float[np.ndarray, " B"], Int[np.ndarray, " B"]]:
     """:func:`crossing` over the rows of ``means`` (``ns`` increasing): ``(log n*, side)`` with ``side`` 0 where
-    resolved, -1 where already below at ``ns[0]`` and +1 where never below; censored rows get the log of their
-    bound (``ns[0]`` or ``ns[-1]``), so a caller can never lose them by accident."""
+    resolved, -1 where already below at the first point and +1 where never below; censored rows get the log of their
+    bound (the first or last ``n``), so a caller can never lose them by accident.  A nan point (every run there
+    failed) is skipped; a row with no finite point gets nan and ``side`` 2."""
     _check_threshold(threshold)
     lx = np.log(np.asarray(ns, dtype=float))
     below = np.asarray(means) <= threshold
@@ -85,7 +86,16 @@ def crossings(ns: Float[np.ndarray, " J"], means: Float[np.ndarray, "B J"],
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(y1 != y0, (math.log(threshold) - y0) / (y1 - y0), 1.0)
     out = lx[i - 1] + t * (lx[i] - lx[i - 1])
-    return np.where(side == 0, out, np.where(side < 0, lx[0], lx[-1])), side
+    out = np.where(side == 0, out, np.where(side < 0, lx[0], lx[-1]))
+    for r in np.nonzero(~np.isfinite(means).all(axis=1))[0]:  # a point where every resampled run failed
+        ok = np.isfinite(means[r])
+        if ok.sum() == 0:
+            out[r], side[r] = np.nan, 2
+            continue
+        cross = crossing(ns[ok], means[r, ok], threshold)
+        out[r] = math.log(cross.bound)
+        side[r] = {"": 0, "below": -1, "above": 1}[cross.censored]
+    return out, side
 
 
 def log_n_star_variance(ns: Float[np.ndarray, " J"], values: Float[np.ndarray, "S J"],

@@ -20,6 +20,8 @@ _NOT_LABELS = (*EXPONENT_COLUMNS, "theory", "threshold", "log_n_star_se", "log_n
 
 
 def _interval(low: float, high: float) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return "(no interval: fewer than 2 seeds)"
     left = "(-inf" if low == -math.inf else f"[{low:.3g}"
     right = "inf)" if high == math.inf else f"{high:.3g}]"
     return f"{left}, {right}"
@@ -67,7 +69,7 @@ def collapse_text(row: pd.Series) -> str:
     left_out = f"; d={flat}: the curve does not fall, left out" if flat else ""
     dims = int(row["collapse_dims"])
     if not math.isfinite(float(row["collapse"])):
-        why = "the curves do not overlap" if dims >= 2 else "fewer than 2 dims whose curve falls"
+        why = "the curves do not overlap" if dims >= 2 else "fewer than 2 dims with a falling curve"
         return f"not fitted ({why}){left_out}"
     if row["collapse_edge"] == 1.0 and not math.isfinite(float(row["collapse_low"])):
         return f"at the edge of what the grid can place: {row['collapse']:.3g} (a bound, not a minimum){left_out}"

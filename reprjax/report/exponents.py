@@ -117,13 +117,19 @@ def bootstrap_exponent(df: pd.DataFrame, method: str | None, threshold: float, n
             warnings.simplefilter("ignore", RuntimeWarning)  # a column of failed runs only: nan, as wanted
             means = np.nanmean(mat[rng.integers(0, s, size=(n_boot, s))], axis=1)
         logs, side = crossings(ns, means, threshold)
-        parts.append(max(float(np.var(logs, ddof=1)) * s / (s - 1), floor**2))
+        parts.append(max(float(np.nanvar(logs, ddof=1)) * s / (s - 1), floor**2) if np.isfinite(logs).sum() > 1
+                     else math.inf)
         dofs.append(s - 1)
-        up.append(np.mean(side * np.sign(wd) > 0))
-        down.append(np.mean(side * np.sign(wd) < 0))
+        gone = side == 2  # no run left at any n: unknown either way
+        up.append(np.mean(gone | (~gone & (side * np.sign(wd) > 0))))
+        down.append(np.mean(gone | (~gone & (side * np.sign(wd) < 0))))
         lost.append(np.mean(side != 0))
     contrib = np.asarray(w) ** 2 * np.asarray(parts)
     var = float(np.sum(contrib))
+    if not math.isfinite(var):
+        out.update(low=-math.inf, high=math.inf, unresolved=float(1 - np.prod(1 - np.asarray(lost))),
+                   seeds=int(min(seeds)))
+        return out
     dof = var**2 / float(np.sum(contrib**2 / np.asarray(dofs))) if var > 0 else float(min(dofs))
     half = float(stats.t.ppf(0.5 + level / 2, dof)) * math.sqrt(var)
     tail = (1 - level) / 2

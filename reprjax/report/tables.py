@@ -121,9 +121,9 @@ def seed_matrix(rows: pd.DataFrame, metric: str = "test_nmse") -> tuple[Float[np
     """``(ns, values, test_var)`` of rows with one value per (seed, n), e.g. one configuration family at one
     ``d``: ``values[s, j]`` is seed ``s``'s ``metric`` at ``ns[j]`` (increasing; nan where that run failed or
     did not run; a repeated row counts once, the last), ``test_var[s, j]`` its test-estimate variance (0 where not
-    recorded).  Rows without a ``seed`` column are one seed each."""
+    recorded).  Without a ``seed`` column, the ``k``-th row at each ``n`` is seed ``k``."""
     rows = ok_rows(rows)
-    seeds = rows["seed"].values if "seed" in rows.columns else np.arange(len(rows))
+    seeds = rows["seed"].values if "seed" in rows.columns else rows.groupby("n").cumcount().values
     keep = ~pd.DataFrame(dict(s=seeds, n=rows["n"].values)).duplicated(keep="last").values
     seed_code, _ = pd.factorize(seeds[keep], sort=True)
     n_code, ns = pd.factorize(rows["n"].values[keep], sort=True)
