@@ -32,7 +32,8 @@ import numpy as np
 from jaxtyping import Bool, Float
 from scipy import stats
 
-#: Trial exponents scanned before the golden-section refinement (docs/measurements.md, "Exponent intervals").
+#: Trial exponents scanned before the finer scan around the best one: 0 to 8 (an exponent outside is reported at
+#: the edge), step 0.1 (docs/measurements.md, "Exponent intervals: coverage").
 A_GRID = np.round(np.arange(0.0, 8.0 + 1e-9, 0.1), 10)
 #: A curve enters the collapse when it falls by more than this many standard errors (:func:`falls`;
 #: docs/measurements.md, "Exponent intervals: coverage").
@@ -51,6 +52,8 @@ def collapse_loss(a: Float[np.ndarray, "B K"], log_ns: Sequence[Float[np.ndarray
       log_errors: per dim, ``log err`` of each set of curves (``B`` rows, e.g. bootstrap resamples, or one row
         shared by every set); nan is skipped.
       min_overlap: points of one curve inside another's range that link the two.
+
+    Memory: a few arrays of ``B x K x J`` floats per pair of dims at a time.
     """
     a = np.atleast_2d(np.asarray(a, float))
     rows = max(a.shape[0], *(y.shape[0] for y in log_errors))
