@@ -2,7 +2,7 @@
 
 from reprjax._lazy import lazy_attributes
 
-_MODULES = ("targets", "links", "exponents", "data", "streams")
+_MODULES = ("targets", "links", "exponents", "data", "latent", "streams")
 _ENTRY_POINTS = {
     "MultiIndexTarget": "targets",
     "paper_target": "targets",
