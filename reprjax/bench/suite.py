@@ -26,7 +26,7 @@ from reprjax.sweep import host_threads
 from reprjax.kernels import empirical as kernels
 from reprjax.solvers import ridge
 from reprjax.problem import targets
-from reprjax.bench.kernel_scale import bench_kernel_scale
+from reprjax.bench.kernel_scale import bench_falkon, bench_falkon_acceptance, bench_kernel_scale
 from reprjax.bench.harness import PeakMemory, result, run_subprocess, time_call
 from reprjax.maths.chunking import chunked_sum
 
@@ -285,6 +285,8 @@ BENCHMARKS = {
     "sweep": bench_sweep,
     "large": bench_large,
     "kernel_scale": bench_kernel_scale,
+    "falkon": bench_falkon,
+    "falkon_acceptance": bench_falkon_acceptance,
     "online_sgd": bench_multistep.bench_online_sgd,
     "fresh_gd": bench_multistep.bench_fresh_gd,
     "streaming": bench_streaming.bench_streaming,

@@ -25,6 +25,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from reprjax import _validate
 from reprjax.kernels import empirical as kernels
+from reprjax.solvers import falkon
 from reprjax.solvers import nystrom
 from reprjax.solvers import ridge
 from reprjax.maths.chunking import chunked_map
@@ -47,8 +48,10 @@ NYSTROM_LAMBDAS: tuple[float, ...] = (1e-10, 1e-9, 1e-8, 1e-7) + KERNEL_LAMBDAS
 
 #: Kernel ridge solvers: ``exact`` factorises the ``n x n`` kernel (:func:`reprjax.solvers.ridge.kernel_ridge_path`),
 #: ``nystrom`` solves on ``centres`` Nystrom centres in ``O(block M + M^2)`` memory (:mod:`reprjax.solvers.nystrom`),
-#: ``auto`` takes ``exact`` up to ``exact_n_max`` fitting samples and ``nystrom`` beyond.
-KERNEL_SOLVERS = ("auto", "exact", "nystrom")
+#: ``auto`` takes ``exact`` up to ``exact_n_max`` fitting samples and ``nystrom`` beyond; ``falkon`` solves the same
+#: Nystrom problem by preconditioned conjugate gradients (:mod:`reprjax.solvers.falkon`, its defaults; when it pays
+#: off: docs/kernels_at_scale.md, "Falkon").
+KERNEL_SOLVERS = ("auto", "exact", "nystrom", "falkon")
 
 #: Nystrom centres rule (``centres=None``): ``M = min(n_fit, CENTRES_CAP, max(DEFAULT_CENTRES,
 #: CENTRES_PER_DEGREE4 * C(d + 4, 4)))``, ``C(d + 4, 4)`` the number of polynomials of degree <= 4 in ``d`` variables
@@ -87,8 +90,9 @@ class KernelConfig:
         O(n^2) per strength and closes that gap.
       block: rows per block when predicting (bounds the ``block x n`` cross-kernel) and, for Nystrom, per block of
         the normal equations (bounds the ``block x M`` kernel block).
-      kernel_solver: ``auto``, ``exact`` or ``nystrom`` (:data:`KERNEL_SOLVERS`); exact_n_max: the largest number
-        of fitting samples ``auto`` solves exactly (the ``n x n`` factorisation: 8192 takes ~10 s and 1 GiB).
+      kernel_solver: ``auto``, ``exact``, ``nystrom`` or ``falkon`` (:data:`KERNEL_SOLVERS`); exact_n_max: the
+        largest number of fitting samples ``auto`` solves exactly (the ``n x n`` factorisation: 8192 takes ~10 s
+        and 1 GiB).
       centres: Nystrom centres ``M`` (at most the fitting samples); ``None`` (default): all the fitting samples
         up to ``exact_n_max`` of them (with ``kernel_solver="nystrom"``: exact kernel ridge in float64), the rule
         :func:`auto_centres` of the input dimension beyond (:meth:`centres_for`); kernel_dtype: dtype of the
@@ -161,8 +165,9 @@ class KernelConfig:
 
     @property
     def uses_nystrom(self) -> bool:
-        """Whether the Nystrom solver runs (``kernel_solver``, or ``auto`` past ``exact_n_max``)."""
-        return self.kernel_solver == "nystrom" or (self.kernel_solver == "auto" and self.n_fit > self.exact_n_max)
+        """Whether a Nystrom solver runs (``nystrom`` or ``falkon``, or ``auto`` past ``exact_n_max``)."""
+        return (self.kernel_solver in ("nystrom", "falkon")
+                or (self.kernel_solver == "auto" and self.n_fit > self.exact_n_max))
 
 
 def kernel_ridge_run(
@@ -186,10 +191,10 @@ def kernel_ridge_run(
     x_val = val.take(ds.x)
     w_val = jnp.ones((x_val.shape[0],), jnp.float32) if val.weight is None else val.weight
     if config.uses_nystrom:
-        path = nystrom.nystrom_ridge_path(kernel_fn, x_fit, fit.take(residual), config.strengths,
-                                          config.centres_for(target.d),
-                                          sample_weight=fit.weight, block=config.block,
-                                          kernel_dtype=config.kernel_dtype)
+        solve = (lambda *a, **k: falkon.falkon_ridge_path(*a, **k).path) if config.kernel_solver == "falkon" \
+            else nystrom.nystrom_ridge_path
+        path = solve(kernel_fn, x_fit, fit.take(residual), config.strengths, config.centres_for(target.d),
+                     sample_weight=fit.weight, block=config.block, kernel_dtype=config.kernel_dtype)
 
         def predict_all(x: Float[Array, "b d"]) -> Float[Array, "b L"]:
             return nystrom.predict(kernel_fn, x, path, config.block)
