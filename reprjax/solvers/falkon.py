@@ -185,6 +185,8 @@ def falkon_ridge_path(
     _validate.check_int("max_iter", max_iter, low=1)
     _validate.check_number("cache_gib", cache_gib, low=0.0)
     ridge.check_lambdas(lambdas)
+    if min(lambdas) <= 0:
+        raise ValueError(f"lambdas must all be > 0 for falkon (CG needs a positive definite system), got {lambdas}")
     _validate.check_finite_array("x", x)
     _validate.check_finite_array("y", y)
     cache = cache_fits(n, centres, cache_gib, kernel_dtype)
