@@ -39,7 +39,8 @@ def test_energies_sum_to_the_second_moment_and_plateaus_decrease(seed, p):
     assert all(a >= b - 1e-12 for a, b in zip(errors, errors[1:]))
 
 
-def test_study_fits_kernels_at_their_own_threshold():
+def test_study_fits_kernels_at_their_own_threshold(monkeypatch):
+    monkeypatch.setattr(sample_complexity, "THEORY_DIMS", (16,))  # one dimension past the study's keeps it quick
     config = sample_complexity.Config(dims=(8, 12), methods=("algorithm1", "ntk_infinite"), seeds=2,
                                       kernel_threshold=0.3, bootstrap=20)
     rows = []
@@ -57,6 +58,10 @@ def test_study_fits_kernels_at_their_own_threshold():
     assert set(summary["plateaus"]) == {8, 12}
     text = sample_complexity.report(summary, config)
     assert "0.3 for ntk_infinite" in text and "kernel plateaus" in text
+    theory = summary["kernel_theory"]
+    assert list(theory["d"]) == [8, 12, 16] and list(theory["simulated"]) == [True, True, False]
+    assert np.all(np.diff(theory["n_star_extended"]) > 0) and "predicted by the kernel learning curve" in text
+    assert set(summary["kernel_theory_curves"]["d"]) == {8, 12}
 
 
 # --- the learning curve from theory (reprjax.kernels.learning_curve) ---------------------------------------------

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -38,10 +38,15 @@ import scipy.special
 from jaxtyping import Float
 
 from reprjax import _validate
-from reprjax.kernels import theory
+from reprjax.kernels import infinite, theory
 from reprjax.problem.targets import MultiIndexTarget
 
 GEOMETRIES = ("gaussian", "sphere")
+#: Rounding of a projection is bounded by ``ROUNDING_MARGIN * eps * sum |w K P_k|``; eigenvalues below that bound are
+#: set to 0 and a degree whose top eigenvalue is below ``RESOLVED_RATIO`` times it is left to the tail with all the
+#: degrees above it (float64 resolves degree 4 at d = 1024 with room to spare: docs/kernel_theory.md).
+ROUNDING_MARGIN = 64.0
+RESOLVED_RATIO = 1e3
 
 
 def multiplicity(d: int, k: int) -> int:
@@ -118,7 +123,8 @@ def kernel_spectrum(
         :func:`reprjax.kernels.infinite.ntk_infinite` with its scales bound); called in float64 inside a scoped
         ``jax.enable_x64`` on ``radial_nodes x radial_nodes * angle_nodes`` pairs.
       d: input dimension, ``>= 3``.
-      k_max: highest degree resolved; the rest is the ``tail``.
+      k_max: highest degree resolved; the rest is the ``tail`` (fewer where float64 cannot resolve a degree:
+        :data:`RESOLVED_RATIO`).
       geometry: ``gaussian`` (the radius varies as for ``N(0, I_d)``) or ``sphere`` (``|x| = sqrt(d)``).
       radial_nodes, angle_nodes: quadrature sizes (docs/kernel_theory.md checks their convergence).
     """
@@ -139,14 +145,21 @@ def kernel_spectrum(
         gram = np.asarray(kernel_fn(jnp.asarray(x1), jnp.asarray(x2.reshape(-1, d))), np.float64)
         diag = np.diag(np.asarray(kernel_fn(jnp.asarray(x1), None), np.float64))
     gram = gram.reshape(n_r, n_r, t.size)
-    proj = np.einsum("abt,t,kt->kab", gram, wt, gegenbauer_polynomials(d, k_max, t))
+    poly = gegenbauer_polynomials(d, k_max, t)
+    proj = np.einsum("abt,t,kt->kab", gram, wt, poly)
+    # rounding floor of each projection: the sum cancels down from sum |w K P_k| (~ d^(-k/2)) to lambda_k (~ d^-k)
+    floor = ROUNDING_MARGIN * np.finfo(np.float64).eps * np.einsum("abt,t,kt->kab", np.abs(gram), wt, np.abs(poly))
     sw = np.sqrt(wr)
     degree, values, mult, vectors = [], [], [], []
     for k in range(k_max + 1):
         op = sw[:, None] * proj[k] * sw[None, :]
         evals, evecs = np.linalg.eigh((op + op.T) / 2)
         order = np.argsort(evals)[::-1]
-        evals, evecs = np.maximum(evals[order], 0.0), evecs[:, order]
+        evals, evecs = evals[order], evecs[:, order]
+        noise = float(np.linalg.norm(sw[:, None] * floor[k] * sw[None, :], 2))
+        if evals[0] <= RESOLVED_RATIO * noise:  # this degree and the ones above go to the tail
+            break
+        evals = np.where(evals > noise, evals, 0.0)
         degree += [k] * n_r
         values += list(evals)
         mult += [float(multiplicity(d, k))] * n_r
@@ -268,11 +281,66 @@ def predicted_n_star(
     return math.exp(scipy.optimize.brentq(gap, lo, hi, xtol=1e-6))
 
 
+def predicted_curve(
+    spectrum: KernelSpectrum, power: np.ndarray, ns: Sequence[float], strengths: Sequence[float],
+    noise_var: float = 0.0, val_fraction: float = 0.2, second_moment: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(errors (N,), chosen strengths (N,))``: :func:`predicted_error` at each sample count of ``ns``."""
+    rows = [predicted_error(spectrum, power, float(n), strengths, noise_var, val_fraction, second_moment) for n in ns]
+    return np.array([e for e, _ in rows]), np.array([s for _, s in rows])
+
+
+def ntk_spectrum_and_power(
+    target: MultiIndexTarget, a_scale: float = 1.0, bias_var: float = 1.0, geometry: str = "gaussian",
+    k_max: int = 12, preprocess: bool = True,
+) -> tuple[KernelSpectrum, np.ndarray]:
+    """The infinite-width ReLU NTK (all parts, :func:`reprjax.kernels.infinite.ntk_infinite`) at the target's ``d``:
+    its spectrum and the target's power on it."""
+    def kernel_fn(x1, x2):
+        return infinite.ntk_infinite(x1, x2, a_scale=a_scale, bias_var=bias_var)
+
+    spectrum = kernel_spectrum(kernel_fn, target.d, k_max=k_max, geometry=geometry)
+    return spectrum, target_power(spectrum, target, preprocess)
+
+
+def extended_strengths(strengths: Sequence[float], floor: float = 1e-16) -> tuple[float, ...]:
+    """``strengths`` with decades down to ``floor`` prepended: a relative grid whose floor sits below the degree-``p``
+    eigenvalues (``~ d^-p tr(K) / n``), which a fixed floor does not at large ``d`` (docs/kernel_theory.md)."""
+    low = min(strengths)
+    extra = [low * 10.0**-j for j in range(1, 64) if low * 10.0**-j >= floor * (1 - 1e-9)]
+    return tuple(sorted(extra)) + tuple(strengths)
+
+
+def n_star_table(
+    targets_by_d: Mapping[int, MultiIndexTarget], threshold: float, strengths: Sequence[float],
+    a_scale: float = 1.0, bias_var: float = 1.0, noise_var: float = 0.0, val_fraction: float = 0.2,
+) -> list[dict[str, float]]:
+    """Predicted ``n*`` of infinite-NTK ridge per ``d``: rows ``{d, n_star, n_star_extended, exponent}``.
+
+    ``n_star`` tunes the ridge over ``strengths`` (the simulations' grid), ``n_star_extended`` over
+    :func:`extended_strengths` of it; ``exponent`` is the local exponent of ``n_star_extended`` from the previous
+    ``d`` (``nan`` for the first).  ``nan`` n*: the error does not reach ``threshold`` (e.g. a grid floored above the
+    degree-``p`` eigenvalues).
+    """
+    rows = []
+    for d, target in sorted(targets_by_d.items()):
+        spectrum, power = ntk_spectrum_and_power(target, a_scale, bias_var, preprocess=True)
+        second = float(target.second_moment())
+        rows.append(dict(d=d, n_star=predicted_n_star(spectrum, power, threshold, strengths, noise_var,
+                                                      val_fraction, second),
+                         n_star_extended=predicted_n_star(spectrum, power, threshold, extended_strengths(strengths),
+                                                          noise_var, val_fraction, second)))
+    for prev, row in zip([None] + rows, rows):
+        row["exponent"] = (math.nan if prev is None else
+                           local_exponents([prev["d"], row["d"]], [prev["n_star_extended"], row["n_star_extended"]])[0])
+    return rows
+
+
 def local_exponents(dims: Sequence[int], n_star: Sequence[float]) -> list[float]:
     """``log(n*_(i+1) / n*_i) / log(d_(i+1) / d_i)`` between consecutive dimensions."""
     return [math.log(b / a) / math.log(e / c) for c, e, a, b in zip(dims, dims[1:], n_star, n_star[1:])]
 
 
 __all__ = ["GEOMETRIES", "KernelSpectrum", "Prediction", "angle_quadrature", "eigenlearning",
-           "gegenbauer_polynomials", "kernel_spectrum", "local_exponents", "multiplicity", "predicted_error",
-           "predicted_n_star", "radial_quadrature", "target_power"]
+           "extended_strengths", "gegenbauer_polynomials", "kernel_spectrum", "local_exponents", "multiplicity", "n_star_table", "ntk_spectrum_and_power",
+           "predicted_curve", "predicted_error", "predicted_n_star", "radial_quadrature", "target_power"]

@@ -20,10 +20,12 @@ the preset ``examples/kernel_exponent.toml`` goes to ``n = 262,144`` and measure
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import pandas as pd
 
 from reprjax import sweep
@@ -31,6 +33,7 @@ from reprjax.report import tables as analysis
 from reprjax.report import crossings, exponent_text
 from reprjax.report import exponents as exponent_fits
 from reprjax.methods import kernel_ridge as baselines
+from reprjax.kernels import learning_curve
 from reprjax.kernels import theory as kernel_theory
 from reprjax.report import figures as plotting
 from reprjax.report import kernel_figures as plotting_kernels
@@ -139,9 +142,43 @@ def plateaus(config: Config) -> dict[int, list[dict[str, float]]]:
                                                                   config.cross_terms)) for d in config.dims}
 
 
+#: Dimensions past simulation where the kernel learning curve from theory predicts n* (docs/kernel_theory.md).
+THEORY_DIMS: tuple[int, ...] = (32, 64, 128, 256, 512, 1024)
+
+
+@functools.lru_cache(maxsize=8)
+def _kernel_theory(config: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    threshold = config.threshold_of("ntk_infinite")
+    kernel = baselines.KernelConfig(kernel_solver=config.kernel_solver)
+    dims = sorted(set(config.dims) | set(THEORY_DIMS))
+    by_d = {d: targets.paper_target(jax.random.key(0), d, config.r, config.p, config.cross_terms) for d in dims}
+    rows = learning_curve.n_star_table(by_d, threshold, kernel.strengths, bias_var=config.kernel_bias_scale**2,
+                                       noise_var=config.noise**2, val_fraction=kernel.val_fraction)
+    table = pd.DataFrame(rows).assign(threshold=threshold, simulated=lambda t: t["d"].isin(config.dims))
+    points = []
+    for d in config.dims:
+        spectrum, power = learning_curve.ntk_spectrum_and_power(by_d[d], bias_var=config.kernel_bias_scale**2)
+        ns = np.geomspace(min(base.n_grid(d, config.n_over_d2)) / 2, 2 * config.kernel_n_max, 24)
+        errors, chosen = learning_curve.predicted_curve(spectrum, power, ns, kernel.strengths, config.noise**2,
+                                                        kernel.val_fraction, float(by_d[d].second_moment()))
+        points += [dict(d=d, n=n, error=e, strength=c) for n, e, c in zip(ns, errors, chosen)]
+    return table, pd.DataFrame(points)
+
+
+def kernel_theory_tables(config: Config) -> dict[str, pd.DataFrame]:
+    """The infinite-NTK learning curve from theory (:mod:`reprjax.kernels.learning_curve`) when the study runs
+    ``ntk_infinite``: ``kernel_theory`` (predicted n* at the kernel threshold for the study's dims and
+    :data:`THEORY_DIMS`, with the local exponent) and ``kernel_theory_curves`` (predicted error at the study's dims).
+    """
+    if "ntk_infinite" not in config.kernels:
+        return {}
+    table, points = _kernel_theory(config)
+    return dict(kernel_theory=table.copy(), kernel_theory_curves=points.copy())
+
+
 def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
     """Error table, n* per (method, d) at each family's threshold, the fitted exponents with bootstrap intervals,
-    and the theory's kernel plateaus."""
+    and the theory's kernel plateaus and learning curve."""
     n_star, exponents = [], []
     for threshold, methods in threshold_groups(config):
         sub = df[df["method"].isin(methods)] if len(df) else df
@@ -150,7 +187,7 @@ def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
                          .assign(threshold=threshold))
     return dict(curves=analysis.error_curves(df), n_star=pd.concat(n_star, ignore_index=True),
                 exponents=pd.concat(exponents, ignore_index=True), plateaus=plateaus(config),
-                **analysis.run_status(df))
+                **kernel_theory_tables(config), **analysis.run_status(df))
 
 
 def report(summary: dict[str, Any], config: Config) -> str:
@@ -172,7 +209,23 @@ def report(summary: dict[str, Any], config: Config) -> str:
              "error = energy above degree k):"]
     for k, row in enumerate(next(iter(summary["plateaus"].values()), [])):
         lines.append(f"  k = {k}: error {row['error']:.3g}")
+    lines += _kernel_theory_lines(summary)
     return "\n".join(lines + analysis.failure_lines(summary))
+
+
+def _kernel_theory_lines(summary: dict[str, Any]) -> list[str]:
+    table = summary.get("kernel_theory")
+    if table is None or not len(table):
+        return []
+    lines = ["", f"infinite-NTK n* predicted by the kernel learning curve (eigenlearning on N(0, I_d), "
+                 f"docs/kernel_theory.md) at threshold {table['threshold'].iloc[0]:g}; ridge tuned over the runs' "
+                 f"grid, and over it extended down to 1e-16 (local exponent of the latter from the previous d):"]
+    for _, row in table.iterrows():
+        exponent = "" if row["exponent"] != row["exponent"] else f"  exponent {row['exponent']:.2f}"
+        grid = "not reached" if row["n_star"] != row["n_star"] else f"{row['n_star']:.4g}"
+        lines.append(f"  d = {int(row['d'])}{' (simulated)' if row['simulated'] else ''}: n* {grid}, "
+                     f"extended grid {row['n_star_extended']:.4g}{exponent}")
+    return lines
 
 
 def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:
@@ -187,12 +240,15 @@ def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:
     if config.kernels and len(curves):
         lines = {f"threshold {t:g} ({'kernels' if ms == config.kernels else 'networks'})": t
                  for t, ms in threshold_groups(config)}
+        theory = summary.get("kernel_theory_curves")
+        predicted = None if theory is None else {d: (t["n"], t["error"]) for d, t in theory.groupby("d")}
         out += plotting_kernels.families(curves, Path(out_dir) / "kernels_vs_network", config.kernels,
                                          config.networks, summary["plateaus"], lines,
-                                         title=f"paper target r={config.r}, p={config.p}")
+                                         title=f"paper target r={config.r}, p={config.p}", predicted=predicted)
         powers = {**{m: 2.0 for m in config.networks}, **{m: float(config.p) for m in config.kernels}}
         out += plotting_kernels.collapse(curves, Path(out_dir) / "collapse", powers,
-                                         title="networks against n / d^2, kernels against n / d^p")
+                                         title="networks against n / d^2, kernels against n / d^p",
+                                         predicted=predicted)
     fitted = {r["method"]: round(float(r["collapse"]), 2) for _, r in summary["exponents"].iterrows()
               if r["collapse"] == r["collapse"]}  # not nan
     if fitted and len(curves):
