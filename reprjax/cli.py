@@ -49,6 +49,8 @@ def _build_config(module: Any, config_file: str | None, overrides: dict[str, Any
     from reprjax.studies import base
 
     values: dict[str, Any] = base.load_toml(config_file) if config_file else {}
+    if "plugins" in values:  # user methods, imported from the config's folder (docs/adding_a_method.md)
+        base.load_plugins(values.pop("plugins"), source=str(config_file), directory=Path(config_file).parent)
     given = {k: v for k, v in overrides.items() if v is not None}
     values.update(given)
     source = str(config_file) if config_file else "defaults"
@@ -163,19 +165,15 @@ def _bench(args: argparse.Namespace) -> int:
 def _targets(args: argparse.Namespace) -> int:
     import jax
 
-    from reprjax.problem import targets
+    from reprjax.sweep import grid
 
     if args.d < 3:
         raise UsageError(f"--d must be >= 3 (the catalogue holds a target with r = 3 directions), got {args.d}")
     key = jax.random.key(args.seed)
-    for name, target in (("paper", targets.paper_target(key, args.d)),
-                         ("giant_step", targets.giant_step(key, args.d)),
-                         ("staircase", targets.staircase(key, args.d)),
-                         ("single_index k=3", targets.single_index(key, args.d, 3)),
-                         ("random_polynomial r=3 p=4 kappa=4", targets.random_polynomial(key, args.d, 3, 4, 4.0)),
-                         ("transfer head", targets.transfer_pair(key, args.d)[1])):
-        print(f"[{name}]")
-        print(target.describe())
+    for spec in grid.catalogue_examples():  # the sweep's catalogue, one example per family
+        target = spec.build(key, args.d)
+        print(f"[{spec.label()}{' (its target head)' if isinstance(target, tuple) else ''}]")
+        print((target[1] if isinstance(target, tuple) else target).describe())
     return 0
 
 

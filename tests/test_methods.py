@@ -42,3 +42,18 @@ def test_the_documented_grid_runs_each_hyper_parameter_only_for_the_methods_decl
     assert len(alg) == 2 * 2 and sorted(set(alg["eta_scale"])) == [0.5, 1.0]
     # ridge on [1, x, x^2] represents a linear target exactly: only the estimation error of 17 weights remains
     assert np.all(quad["test_nmse"] < 0.05)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_decoupled_weight_decay_with_zero_gradient_shrinks_weights_by_lr_times_decay(optimizer):
+    """``both_layers``: the decay is added after the adaptive scaling (``optax.adamw``), so with a zero gradient
+    one step moves ``w`` by exactly ``-lr * wd * w`` (Adam's scaling would otherwise turn it into ``-lr sign(w)``)."""
+    import jax.numpy as jnp
+
+    from reprjax.methods.both_layers import MultiStepConfig, optimizer as make_optimizer
+
+    config = MultiStepConfig(n=64, optimizer=optimizer, learning_rate=0.01, weight_decay=0.5)
+    opt = make_optimizer(config)
+    w = {"W": jnp.asarray([[1.0, -2.0], [0.25, 4.0]])}
+    updates, _ = opt.update({"W": jnp.zeros((2, 2))}, opt.init(w), w)
+    np.testing.assert_allclose(updates["W"], -0.01 * 0.5 * w["W"], rtol=1e-6)

@@ -179,7 +179,7 @@ def test_auto_execution_on_cpu_runs_side_by_side_only_what_balances_and_fits(mon
         return sweep.make_groups(small_grid(seeds=seeds, **kw))[0]
 
     def working_set(g):
-        return sweep.method_cost(g.method, g.configs[0], g.d).working_set_bytes
+        return g.method.cost(g.configs[0], g.d).working_set_bytes
 
     assert executor.path(group(4)) == "threads"
     assert executor.path(group(9)) == "threads"  # 5 and 4 runs: the idle tail is short
@@ -193,7 +193,7 @@ def test_auto_execution_on_cpu_runs_side_by_side_only_what_balances_and_fits(mon
     # the loop holds OpenBLAS to one thread unless a run factorises a large matrix (kernel ridge at large n)
     assert executor.blas_limit(group(3), "loop") == 1
     big = group(3, methods=("entk",), n=(4096,))
-    assert sweep.method_cost(big.method, big.configs[0], big.d).largest_factorisation == 4096
+    assert big.method.cost(big.configs[0], big.d).largest_factorisation == 4096
     assert executor.blas_limit(big, "loop") is None
     assert sweep.make_executor("loop").blas_limit(group(3), "loop") is None  # explicit loop: untouched
     assert executor.blas_limit(group(3), "sharded") == 1  # host devices side by side

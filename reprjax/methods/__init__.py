@@ -2,23 +2,14 @@
 
 from reprjax._lazy import lazy_attributes
 
-_MODULES = (
-    "contract",
-    "scoring",
-    "registry",
-    "algorithm1",
-    "kernel_ridge",
-    "both_layers",
-    "first_layer",
-    "first_layer_presets",
-    "spectrum",
-    "overlaps",
-)
+_MODULES = ("contract", "run_config", "scoring", "registry", "algorithm1", "kernel_ridge", "both_layers", "first_layer",
+            "first_layer_presets", "spectrum", "overlaps")
 _ENTRY_POINTS = {
     "METHODS": "registry",
     "Method": "registry",
     "get_method": "registry",
     "kernel_methods": "registry",
+    "register": "registry",
     "Metrics": "contract",
 }
 

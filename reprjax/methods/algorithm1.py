@@ -12,7 +12,7 @@
 Step size: ``eta_1 = eta_scale * sqrt(d) / a_scale``.  For ReLU the population step is
 ``w_j^(1) ~ 2 eta_1 a_j H w_j / sqrt(2 pi)``; with ``w_j ~ N(0, I/d)`` and the paper target (``H = I_r/sqrt(r)`` on
 ``span(U)``) its norm is about ``0.8 eta_scale``, i.e. order one, comparable to the unit-variance biases.
-The default ``eta_scale = 1`` was chosen by the sweep in ``benchmarks/eta_scale_sweep.py`` (see ``DEFAULT_ETA_SCALE``).
+The default ``eta_scale = 1`` was chosen by the sweep in ``evidence/eta_scale_sweep.py`` (see ``DEFAULT_ETA_SCALE``).
 
 Training samples are streamed (:mod:`reprjax.problem.streams`): :func:`train_one_step` draws each chunk of samples from
 the run's data key when a pass needs it, so a run holds ``O(chunk * (d + m) + m^2)`` memory whatever ``n``.
@@ -33,7 +33,6 @@ from flax import struct
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from reprjax import _validate
-from reprjax.solvers import ridge
 from reprjax.problem import streams
 from reprjax.maths.chunking import chunked_sum
 # the run contract: imported from reprjax.methods.contract, and re-exported here where it always lived
@@ -43,10 +42,11 @@ from reprjax.methods.contract import (  # noqa: F401
     failed_runs_report,
     label_moments,
     mean_over_runs,
+    score_run,
     summarise_run,
 )
 from reprjax.problem.data import DataConfig, Dataset, SampleRoles, sample_roles, split_run_key
-from reprjax.methods.scoring import alignment, held_out_errors
+from reprjax.methods.run_config import FirstLayerCore
 from reprjax.network import (NetworkConfig, TwoLayerParams, chunk_gradient, init_independent, init_symmetric,
                              stream_square_loss_gradient)
 from reprjax.solvers.head import HEADS, HeadFit, fit_second_layer_stream
@@ -58,102 +58,63 @@ SAMPLES = ("stream", "store")
 #: First layers of the random-features baseline: m independent directions, or the symmetric initialisation's m/2 pairs.
 RANDOM_FEATURES_INITS = ("independent", "paired")
 
-#: eta_1 = DEFAULT_ETA_SCALE * sqrt(d) / a_scale.  Chosen by benchmarks/eta_scale_sweep.py (paper target, m = 1024,
+#: eta_1 = DEFAULT_ETA_SCALE * sqrt(d) / a_scale.  Chosen by evidence/eta_scale_sweep.py (paper target, m = 1024,
 #: d in {16, 32}, n in {8 d^2, 32 d^2}, 4 seeds): mean normalised test MSE 0.204, 0.141, 0.136, 0.217, 0.357 for
 #: eta_scale = 0.25, 0.5, 1, 2, 4 -- the best is 1, where ||w_j^(1)|| ~ 0.8 matches the unit bias scale.
 DEFAULT_ETA_SCALE = 1.0
 
 
 @struct.dataclass
-class Algorithm1Config:
-    """Configuration of Algorithm 1, with the paper's defaults.
+class Algorithm1Config(FirstLayerCore):
+    """Configuration of Algorithm 1, with the paper's defaults; the shared fields (``n``, ``network``, ``data``,
+    ``preprocess``, ``val_fraction``, ``n_test``, ``test_chunk``, ``lambdas``, ``solver``, ``precision``,
+    ``eta_scale``, ``weight_decay``, ``bias_scale``, ``form``, ``chunk``) are those of
+    :class:`reprjax.methods.run_config.FirstLayerCore`.
 
-    Static (shape or choice) fields: ``n``, ``network``, ``preprocess``, ``train_first_layer``, ``normalize_rows``,
-    ``lambdas``, ``head``, ``gd_steps``, ``split_fraction``, ``val_fraction``, ``n_test``, ``test_chunk``, ``chunk``,
-    ``solver``, ``form``, ``precision``, ``random_features_init``, ``samples``.  Leaves (vmappable): ``data``
-    (noise, spike), ``eta_scale``, ``weight_decay``, ``bias_scale``, ``n_active``.
+    Leaves (vmappable): ``data`` (noise, spike), ``eta_scale``, ``weight_decay``, ``bias_scale``, ``n_active``; every
+    other field is static.
 
     Attributes:
-      n: total samples, validation included (>= 2).
-      network: width, activation, initialisation.
-      data: label noise and input covariance.
       eta_scale: ``eta_1 = eta_scale * sqrt(d) / a_scale`` (> 0).
       weight_decay: ``lambda_1`` of the first step (>= 0); ``None`` means ``1 / eta_1`` (the paper's choice).
-      bias_scale: standard deviation ``s`` of the re-drawn biases (>= 0).
-      preprocess: subtract ``alpha + <beta, x>`` from the labels (step 0).
       train_first_layer: ``False`` skips the step (random features: ``W`` frozen at initialisation).
       random_features_init: the frozen first layer when ``train_first_layer=False``: ``independent`` (``m``
         independent directions, the default) or ``paired`` (the symmetric initialisation: ``m/2`` directions, each
         twice).
       normalize_rows: rescale each row of ``W_1`` to unit norm after the step.
-      lambdas: relative ridge strengths of the second layer (multiples of ``tr(K)/n``).
       head: ``ridge`` (closed form) or ``gd`` (optax gradient descent with weight decay).
       gd_steps: steps of the ``gd`` head.
       split_fraction: ``None`` = the same samples for both stages (the paper's analysis); a number in (0, 1) = the
         share of the training samples used by stage 1, the rest by stage 2 (sample splitting).
-      val_fraction: share of the ``n`` samples held out to choose the ridge strength (never trained on).
-      n_test: fresh test samples for the metrics; test_chunk: their chunk size.
-      chunk: samples per chunk in every pass over the training samples (memory ``O(chunk * (d + m) + m^2)``).
       samples: ``stream`` (the default) draws each chunk from the run's key when a pass needs it: memory
         ``O(chunk * (d + m) + m^2)`` whatever ``n``, at the price of drawing the inputs once per pass (label moments,
         first step, Gram matrix, and the validation rows: about ``3.2 n d`` normal draws); ``store`` draws the
         ``n x d`` inputs once and holds them (``4 n d`` more bytes, one draw).  Both see the same samples.
-      solver, form, precision: ridge solver choices (see :mod:`reprjax.solvers.ridge`).
       n_active: if set (possibly traced), only the first ``n_active <= n`` samples are used (0/1 masks), so that
         several sample counts share one compiled program.
     """
 
-    n: int = struct.field(pytree_node=False, default=4096)
-    network: NetworkConfig = struct.field(pytree_node=False, default=NetworkConfig())
-    data: DataConfig = DataConfig()
     eta_scale: float = DEFAULT_ETA_SCALE
-    weight_decay: float | None = None
-    bias_scale: float = 1.0
-    preprocess: bool = struct.field(pytree_node=False, default=True)
     train_first_layer: bool = struct.field(pytree_node=False, default=True)
     random_features_init: str = struct.field(pytree_node=False, default="independent")
     samples: str = struct.field(pytree_node=False, default="stream")
     normalize_rows: bool = struct.field(pytree_node=False, default=False)
-    lambdas: tuple[float, ...] = struct.field(pytree_node=False, default=ridge.DEFAULT_LAMBDAS)
     head: str = struct.field(pytree_node=False, default="ridge")
     gd_steps: int = struct.field(pytree_node=False, default=2000)
     split_fraction: float | None = struct.field(pytree_node=False, default=None)
-    val_fraction: float = struct.field(pytree_node=False, default=0.2)
-    n_test: int = struct.field(pytree_node=False, default=10_000)
-    test_chunk: int = struct.field(pytree_node=False, default=2048)
-    chunk: int = struct.field(pytree_node=False, default=16384)
-    solver: str = struct.field(pytree_node=False, default="auto")
-    form: str = struct.field(pytree_node=False, default="auto")
-    precision: str = struct.field(pytree_node=False, default="refined")
     n_active: int | None = None
 
     def __post_init__(self) -> None:
-        n = _validate.check_int("n", self.n, low=2)
-        if not isinstance(self.network, NetworkConfig):
-            raise ValueError(f"network must be a NetworkConfig, got {type(self.network).__name__}")
-        if not isinstance(self.data, DataConfig):
-            raise ValueError(f"data must be a DataConfig, got {type(self.data).__name__}")
-        _validate.check_number("eta_scale", self.eta_scale, low=0.0, low_open=True)
-        if self.weight_decay is not None:
-            _validate.check_number("weight_decay", self.weight_decay, low=0.0)
-        _validate.check_number("bias_scale", self.bias_scale, low=0.0)
-        ridge.check_lambdas(self.lambdas)
+        super().__post_init__()
         _validate.check_choice("head", self.head, HEADS)
         _validate.check_choice("random_features_init", self.random_features_init, RANDOM_FEATURES_INITS)
         _validate.check_choice("samples", self.samples, SAMPLES)
         _validate.check_int("gd_steps", self.gd_steps, low=1)
-        _validate.check_number("val_fraction", self.val_fraction, low=0.0, high=1.0, low_open=True)
         if self.split_fraction is not None:
             _validate.check_number("split_fraction", self.split_fraction, low=0.0, high=1.0, low_open=True)
-        _validate.check_stage_sizes(n, self.val_fraction, self.split_fraction)
-        _validate.check_int("n_test", self.n_test, low=1)
-        _validate.check_int("test_chunk", self.test_chunk, low=1)
-        _validate.check_int("chunk", self.chunk, low=1)
-        _validate.check_choice("solver", self.solver, ridge.SOLVERS)
-        _validate.check_choice("form", self.form, ("auto", "primal", "dual"))
-        _validate.check_choice("precision", self.precision, ridge.PRECISIONS)
+        _validate.check_stage_sizes(self.n, self.val_fraction, self.split_fraction)
         if self.n_active is not None:
-            _validate.check_count("n_active", self.n_active, low=2, high=n)
+            _validate.check_count("n_active", self.n_active, low=2, high=self.n)
             if _validate.is_concrete(self.n_active):  # the roles are computed from the count in use
                 for n_act in {int(v) for v in np.ravel(np.asarray(self.n_active))}:
                     _validate.check_stage_sizes(n_act, self.val_fraction, self.split_fraction, name="n_active")
@@ -297,10 +258,7 @@ def evaluate(
     key: PRNGKeyArray, target: MultiIndexTarget, result: OneStepResult, config: Algorithm1Config
 ) -> Metrics:
     """Test errors on fresh samples (``split_run_key(key).test``), alignment of ``W_1`` and a failure flag."""
-    keys = split_run_key(key)
-    errors = held_out_errors(keys.test, target, result.predictor, config.n_test, config.test_chunk, config.data,
-                         spike_key=keys.spike)
-    return summarise_run(errors, result.head, alignment(result.predictor.params.W, target.U))
+    return score_run(key, target, result.predictor, result.head, config, result.predictor.params.W)
 
 
 def run(key: PRNGKeyArray, target: MultiIndexTarget, config: Algorithm1Config) -> Metrics:
@@ -342,7 +300,4 @@ def transfer(
     act = source.activation
     fit = _fit_head(source.params, streams.Residualised(samples, alpha, beta), fit_role, roles.val, act, config)
     predictor = Predictor(params=source.params.replace(a=fit.a), alpha=alpha, beta=beta, activation=act)
-    keys = split_run_key(key)
-    errors = held_out_errors(keys.test, target, predictor, config.n_test, config.test_chunk, config.data,
-                         spike_key=keys.spike)
-    return summarise_run(errors, fit, alignment(source.params.W, target.U))
+    return score_run(key, target, predictor, fit, config, source.params.W)

@@ -28,8 +28,8 @@ Step sizes (``a_scale = |a_j|``, so that the per-neuron displacement does not de
 The second layer is then fitted on ``act(W_T x + b)`` with re-drawn biases by :func:`second_layer.fit_second_layer`
 on all ``n_fit`` training samples (shared samples, as the paper's analysis).  Memory: the ``n x d`` samples are
 drawn once (the same stream as Algorithm 1, so the methods see the same data); the first-layer gradient of each
-step is accumulated over ``chunk``-sample blocks.  Overlap trajectories (:mod:`reprjax.methods.overlaps`) are recorded every
-``record_every`` steps by nesting two scans (no ``cond`` in the step).
+step is accumulated over ``chunk``-sample blocks.  Overlap trajectories (:mod:`reprjax.methods.overlaps`) are recorded
+every ``record_every`` steps by nesting two scans (no ``cond`` in the step).
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ from flax import struct
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from reprjax import _validate
-from reprjax.solvers import ridge
-from reprjax.methods.algorithm1 import redraw_biases, square_loss_gradient
+from reprjax.methods.algorithm1 import OneStepResult, redraw_biases, square_loss_gradient
 from reprjax.methods.contract import Predictor, label_moments
-from reprjax.problem.data import DataConfig, Role, sample_dataset, split_run_key
-from reprjax.network import NetworkConfig, TwoLayerParams, init_symmetric
+from reprjax.methods.run_config import FirstLayerCore
+from reprjax.problem.data import Role, sample_dataset, split_run_key
+from reprjax.network import TwoLayerParams, init_symmetric
 from reprjax.methods.overlaps import Overlaps, overlaps
 from reprjax.solvers.head import HeadFit, fit_second_layer
 from reprjax.problem.targets import MultiIndexTarget
@@ -58,8 +58,9 @@ SCHEDULES = ("constant", "cosine", "exponential")
 
 
 @struct.dataclass
-class FirstLayerTrainingConfig:
-    """``T`` first-layer steps then a ridge head (module docstring).
+class FirstLayerTrainingConfig(FirstLayerCore):
+    """``T`` first-layer steps then a ridge head (module docstring); the shared fields are those of
+    :class:`reprjax.methods.run_config.FirstLayerCore`.
 
     Static: every field except ``data``, ``eta_scale``, ``weight_decay`` and ``bias_scale`` (the leaves: vmappable).
 
@@ -78,36 +79,18 @@ class FirstLayerTrainingConfig:
       the rest: as :class:`reprjax.methods.algorithm1.Algorithm1Config`.
     """
 
-    n: int = struct.field(pytree_node=False, default=4096)
-    network: NetworkConfig = struct.field(pytree_node=False, default=NetworkConfig())
-    data: DataConfig = DataConfig()
     mode: str = struct.field(pytree_node=False, default="reuse")
     steps: int | None = struct.field(pytree_node=False, default=2)
     batch_size: int | None = struct.field(pytree_node=False, default=None)
     scaling: str = struct.field(pytree_node=False, default="paper")
-    eta_scale: float = 1.0
-    weight_decay: float | None = None
     schedule: str = struct.field(pytree_node=False, default="constant")
     schedule_end: float = struct.field(pytree_node=False, default=0.1)
     normalize_rows: bool = struct.field(pytree_node=False, default=False)
     record_every: int | None = struct.field(pytree_node=False, default=None)
-    bias_scale: float = 1.0
-    preprocess: bool = struct.field(pytree_node=False, default=True)
-    lambdas: tuple[float, ...] = struct.field(pytree_node=False, default=ridge.DEFAULT_LAMBDAS)
-    val_fraction: float = struct.field(pytree_node=False, default=0.2)
-    n_test: int = struct.field(pytree_node=False, default=10_000)
-    test_chunk: int = struct.field(pytree_node=False, default=2048)
-    chunk: int = struct.field(pytree_node=False, default=16384)
-    solver: str = struct.field(pytree_node=False, default="auto")
-    form: str = struct.field(pytree_node=False, default="auto")
-    precision: str = struct.field(pytree_node=False, default="refined")
     spectrum_samples: int = struct.field(pytree_node=False, default=8192)
 
     def __post_init__(self) -> None:
-        n = _validate.check_int("n", self.n, low=2)
-        _validate.check_number("val_fraction", self.val_fraction, low=0.0, high=1.0, low_open=True)
-        if n - max(1, round(self.val_fraction * n)) < 1:
-            raise ValueError(f"val_fraction = {self.val_fraction} leaves no training samples out of n = {n}")
+        super().__post_init__()
         _validate.check_choice("mode", self.mode, MODES)
         _validate.check_choice("scaling", self.scaling, SCALINGS)
         _validate.check_choice("schedule", self.schedule, SCHEDULES)
@@ -125,20 +108,9 @@ class FirstLayerTrainingConfig:
                 _validate.check_int("steps", self.steps, low=1, high=n_fit)
             else:
                 _validate.check_int("batch_size", self.batch_size, low=1, high=n_fit)
-        _validate.check_number("eta_scale", self.eta_scale, low=0.0, low_open=True)
-        if self.weight_decay is not None:
-            _validate.check_number("weight_decay", self.weight_decay, low=0.0)
         _validate.check_number("schedule_end", self.schedule_end, low=0.0, high=1.0, low_open=True)
         if self.record_every is not None:
             _validate.check_int("record_every", self.record_every, low=1)
-        _validate.check_number("bias_scale", self.bias_scale, low=0.0)
-        ridge.check_lambdas(self.lambdas)
-        _validate.check_int("n_test", self.n_test, low=1)
-        _validate.check_int("test_chunk", self.test_chunk, low=1)
-        _validate.check_int("chunk", self.chunk, low=1)
-        _validate.check_choice("solver", self.solver, ridge.SOLVERS)
-        _validate.check_choice("form", self.form, ("auto", "primal", "dual"))
-        _validate.check_choice("precision", self.precision, ridge.PRECISIONS)
         _validate.check_int("spectrum_samples", self.spectrum_samples, low=2)
 
     @property
@@ -191,14 +163,10 @@ class Trajectory:
 
 
 @struct.dataclass
-class TrainingResult:
-    """A network trained by ``T`` first-layer steps and a ridge head, with its diagnostics."""
+class TrainingResult(OneStepResult):
+    """A network trained by ``T`` first-layer steps and a ridge head, with its diagnostics and overlap record."""
 
-    predictor: Predictor
-    head: HeadFit
-    eta: Float[Array, ""]
-    W0: Float[Array, "m d"]
-    trajectory: Trajectory | None
+    trajectory: Trajectory | None = None
 
 
 def first_layer_update(

@@ -13,9 +13,11 @@ Registered methods:
 * ``ntk_infinite``: kernel ridge with the infinite-width ReLU NTK.
 * ``nngp_infinite``: kernel ridge with the infinite-width ReLU NNGP kernel (the ``a`` part of the NTK: the kernel of
   infinitely many random features).
-  Kernel methods solve exactly up to ``exact_n_max`` fitting samples and by Nystrom beyond (:mod:`reprjax.solvers.nystrom`).
+  Kernel methods solve exactly up to ``exact_n_max`` fitting samples and by Nystrom beyond
+  (:mod:`reprjax.solvers.nystrom`).
 * ``one_step``, ``gd_reuse``, ``gd_fresh``, ``online_sgd``: first-layer training over T steps as one ``lax.scan``
-  (:mod:`reprjax.methods.first_layer_presets`, docs/beyond_one_step.md), with the Hermite spectrum and overlaps in the rows.
+  (:mod:`reprjax.methods.first_layer_presets`, docs/beyond_one_step.md), with the Hermite spectrum and overlaps in
+  the rows.
 * ``transfer``: learn ``W_1`` on the source head with ``source_n`` samples, refit the head on ``n`` samples of the
   target head (a :func:`reprjax.problem.targets.transfer_pair`); the "target" passed in is the pair.
 """
@@ -23,7 +25,8 @@ Registered methods:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -33,49 +36,23 @@ from reprjax.methods import algorithm1 as algorithm
 from reprjax.methods import kernel_ridge as baselines
 from reprjax.methods import both_layers as multistep
 from reprjax.methods import first_layer_presets as multistep_methods
-from reprjax.problem.data import DataConfig
-from reprjax.network import NetworkConfig
+from reprjax.methods.contract import Metrics
+from reprjax.methods.run_config import build_config, declared_hyper
 from reprjax.problem.targets import MultiIndexTarget
 
 Hyper = dict[str, Any]
 
-#: Hyper-parameters routed to the data config / network config rather than the method config.
-_DATA_KEYS = ("noise", "spike", "spike_direction", "spike_target")
-_NETWORK_KEYS = ("activation", "init", "output_scale", "init_bias_scale")
-
-
-def _split(d: int, hyper: Hyper) -> tuple[DataConfig, dict[str, Any], dict[str, Any]]:
-    hyper = dict(hyper)
-    if "spike_beta" in hyper:  # theta = d^beta (Ba et al. 2023); beta = None or -inf means isotropic
-        beta = hyper.pop("spike_beta")
-        hyper["spike"] = 0.0 if beta is None or beta == float("-inf") else float(d) ** float(beta)
-    data = DataConfig(**{k: v for k, v in hyper.items() if k in _DATA_KEYS})
-    net = {k: v for k, v in hyper.items() if k in _NETWORK_KEYS}
-    rest = {k: v for k, v in hyper.items() if k not in _DATA_KEYS + _NETWORK_KEYS}
-    return data, net, rest
-
-
-def _with_tuples(kwargs: dict[str, Any]) -> dict[str, Any]:
-    # TOML and JSON give lists; static config fields must be hashable
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
-
 
 def _algorithm1_config(d: int, n: int, width: int, hyper: Hyper) -> algorithm.Algorithm1Config:
-    data, net, rest = _split(d, hyper)
-    return algorithm.Algorithm1Config(n=n, network=NetworkConfig(width=width, **net), data=data,
-                                      **_with_tuples(rest))
+    return build_config(algorithm.Algorithm1Config, d, n, width, hyper)
 
 
 def _multistep_config(d: int, n: int, width: int, hyper: Hyper) -> multistep.MultiStepConfig:
-    data, net, rest = _split(d, hyper)
-    net.setdefault("output_scale", "sqrt")
-    return multistep.MultiStepConfig(n=n, network=NetworkConfig(width=width, **net), data=data,
-                                     **_with_tuples(rest))
+    return build_config(multistep.MultiStepConfig, d, n, width, hyper, network=dict(output_scale="sqrt"))
 
 
 def _kernel_config(d: int, n: int, width: int, hyper: Hyper) -> baselines.KernelConfig:
-    data, net, rest = _split(d, hyper)
-    return baselines.KernelConfig(n=n, network=NetworkConfig(width=width, **net), data=data, **_with_tuples(rest))
+    return build_config(baselines.KernelConfig, d, n, width, hyper)
 
 
 def _nngp_config(d: int, n: int, width: int, hyper: Hyper) -> baselines.KernelConfig:
@@ -173,15 +150,24 @@ def _mask_transfer(config: "TransferConfig", n_max: int, n_active: Any) -> "Tran
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """A method a sweep can run, stating everything the sweep and the studies need to know of it.
+    """A method a sweep can run, declaring everything the sweep, the studies and the reports need to know of it.
 
     Attributes:
-      name: registry key.
-      run: ``(key, target, config) -> metrics``.
-      make_config: ``(d, n, width, hyper) -> config`` (hyper-parameters that are config fields).
+      name: registry key (the ``method`` column of a row).
+      run: ``(key, target, config) -> outcomes``.
+      make_config: ``(d, n, width, hyper) -> config`` (:func:`reprjax.methods.run_config.build_config` for a
+        config extending :class:`reprjax.methods.run_config.RunCore`).
+      config: the config class ``make_config`` builds.
+      outcomes: the row type ``run`` returns: :class:`reprjax.methods.contract.Metrics` or a subclass adding typed
+        outcomes; its fields are the method's outcome columns (:attr:`outcome_columns`).
+      hyper: the hyper-parameter names the method takes (declared, never guessed); empty (default): those of
+        ``config`` (:func:`reprjax.methods.run_config.declared_hyper`: its fields and, through its ``data`` and
+        ``network`` configs, theirs).
+      label: display name in figures and reports (default: ``name``).
       needs_pair: the target is a ``(source, target)`` pair (:func:`reprjax.problem.targets.transfer_pair`).
       supports_mask: the config has an ``n_active`` leaf, so several ``n`` share one program.
       kernel: kernel ridge (exact up to ``exact_n_max`` fitting samples, Nystrom beyond); studies compare families.
+      trains_first_layer: the method moves the first layer away from its initialisation (feature learning).
       cost: ``(config, d) -> Cost`` of one run.
       mask: ``(config, n_max, n_active) -> config`` run on a prefix of the samples.
     """
@@ -189,30 +175,75 @@ class Method:
     name: str
     run: Callable[..., Any]
     make_config: Callable[[int, int, int, Hyper], Any]
+    config: type
+    outcomes: type = Metrics
+    hyper: frozenset[str] = frozenset()
+    label: str = ""
     needs_pair: bool = False
     supports_mask: bool = True
     kernel: bool = False
+    trains_first_layer: bool = False
     cost: Callable[[Any, int], Cost] = network_cost
     mask: Callable[[Any, int, Any], Any] = mask_config
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"a method's name must be a non-empty string, got {self.name!r}")
+        if not (isinstance(self.outcomes, type) and issubclass(self.outcomes, Metrics)):
+            raise ValueError(f"method {self.name!r}: outcomes must be Metrics or a subclass of it, got "
+                             f"{self.outcomes!r}")
+        if not dataclasses.is_dataclass(self.config):
+            raise ValueError(f"method {self.name!r}: config must be a dataclass, got {self.config!r}")
+        object.__setattr__(self, "hyper", frozenset(self.hyper) or declared_hyper(self.config))
+        object.__setattr__(self, "label", self.label or self.name)
 
-METHODS: dict[str, Method] = {
-    "algorithm1": Method("algorithm1", algorithm.run, _algorithm1_config),
-    "random_features": Method("random_features", algorithm.random_features, _algorithm1_config),
-    "multistep": Method("multistep", multistep.run_multistep, _multistep_config, supports_mask=False,
-                        cost=optax_cost),
-    "entk": Method("entk", baselines.ntk_empirical, _kernel_config, kernel=True, cost=kernel_cost),
-    "ntk_infinite": Method("ntk_infinite", baselines.ntk_infinite_ridge, _kernel_config, kernel=True,
-                           cost=kernel_cost),
-    "nngp_infinite": Method("nngp_infinite", baselines.ntk_infinite_ridge, _nngp_config, kernel=True,
-                            cost=kernel_cost),
-    "transfer": Method("transfer", run_transfer, _transfer_config, needs_pair=True, mask=_mask_transfer),
-    "one_step": Method("one_step", multistep_methods.run, multistep_methods.one_step_config, supports_mask=False),
-    "gd_reuse": Method("gd_reuse", multistep_methods.run, multistep_methods.gd_reuse_config, supports_mask=False),
-    "gd_fresh": Method("gd_fresh", multistep_methods.run, multistep_methods.gd_fresh_config, supports_mask=False),
-    "online_sgd": Method("online_sgd", multistep_methods.run, multistep_methods.online_sgd_config,
-                         supports_mask=False),
-}
+    @property
+    def outcome_columns(self) -> tuple[str, ...]:
+        """The columns of a row that ``run`` fills (fields of :attr:`outcomes`)."""
+        return outcome_fields(self.outcomes)
+
+
+def outcome_fields(outcomes: type) -> tuple[str, ...]:
+    """Field names of a :class:`~reprjax.methods.contract.Metrics` type (the outcome columns of its rows)."""
+    return tuple(f.name for f in dataclasses.fields(outcomes))
+
+
+_ALGORITHM1 = dict(make_config=_algorithm1_config, config=algorithm.Algorithm1Config)
+_KERNEL = dict(config=baselines.KernelConfig, kernel=True, cost=kernel_cost)
+_FIRST_LAYER = dict(run=multistep_methods.run, config=multistep_methods.FirstLayerTrainingConfig,
+                    outcomes=multistep_methods.TrainingMetricsWithTrajectory, supports_mask=False,
+                    trains_first_layer=True)
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method, replace: bool = False) -> Method:
+    """Add ``method`` to :data:`METHODS` (a name already taken is refused unless ``replace``); returns it."""
+    if not isinstance(method, Method):
+        raise ValueError(f"register takes a Method, got {type(method).__name__}")
+    if method.name in METHODS and not replace and METHODS[method.name] is not method:
+        raise ValueError(f"a method named {method.name!r} is already registered (pass replace=True to replace it)")
+    METHODS[method.name] = method
+    return method
+
+
+for _method in (
+    Method("algorithm1", algorithm.run, **_ALGORITHM1, label="Algorithm 1 (one step)", trains_first_layer=True),
+    Method("random_features", algorithm.random_features, **_ALGORITHM1, label="random features"),
+    Method("multistep", multistep.run_multistep, _multistep_config, multistep.MultiStepConfig, supports_mask=False,
+           cost=optax_cost, label="multi-step GD", trains_first_layer=True),
+    Method("entk", baselines.ntk_empirical, _kernel_config, **_KERNEL, label="empirical NTK ridge"),
+    Method("ntk_infinite", baselines.ntk_infinite_ridge, _kernel_config, **_KERNEL, label="infinite NTK ridge"),
+    Method("nngp_infinite", baselines.ntk_infinite_ridge, _nngp_config, **_KERNEL, label="infinite NNGP ridge"),
+    Method("transfer", run_transfer, _transfer_config, TransferConfig, needs_pair=True, mask=_mask_transfer,
+           hyper=declared_hyper(algorithm.Algorithm1Config) | {"source_n", "source_n_over_d2"},
+           label="transferred head", trains_first_layer=True),
+    Method("one_step", make_config=multistep_methods.one_step_config, **_FIRST_LAYER, label="one step (with spectrum)"),
+    Method("gd_reuse", make_config=multistep_methods.gd_reuse_config, **_FIRST_LAYER, label="GD reusing a batch"),
+    Method("gd_fresh", make_config=multistep_methods.gd_fresh_config, **_FIRST_LAYER, label="GD, fresh batches"),
+    Method("online_sgd", make_config=multistep_methods.online_sgd_config, **_FIRST_LAYER, label="online SGD"),
+):
+    register(_method)
 
 
 def kernel_methods() -> tuple[str, ...]:
@@ -221,7 +252,36 @@ def kernel_methods() -> tuple[str, ...]:
 
 
 def get_method(name: str) -> Method:
+    """The registered method ``name`` (``ValueError`` listing the registered names otherwise)."""
     if name not in METHODS:
         raise ValueError(f"method must be one of {tuple(METHODS)}, got {name!r}")
     return METHODS[name]
 
+
+def method_label(name: str) -> str:
+    """The display label of method ``name`` (the name itself for a name the registry does not hold)."""
+    return METHODS[name].label if name in METHODS else name
+
+
+def outcome_columns() -> tuple[str, ...]:
+    """Every outcome column any registered method fills: the declared results schema's outcomes."""
+    return tuple(dict.fromkeys(c for method in METHODS.values() for c in method.outcome_columns))
+
+
+def load_plugins(modules: Sequence[str]) -> list[str]:
+    """Import each named module so that its methods register (:func:`register`); returns the names it added.
+
+    The command line calls it with a study config's ``plugins = [...]`` list (docs/adding_a_method.md).
+
+    Raises:
+      ValueError: a module that cannot be imported, named with the import error.
+    """
+    before = set(METHODS)
+    for name in modules:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"plugins must be a list of importable module names, got {name!r}")
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ValueError(f"plugin {name!r} cannot be imported: {err}") from None
+    return [m for m in METHODS if m not in before]

@@ -20,16 +20,10 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from reprjax.methods.registry import method_label  # noqa: E402
 from reprjax.report.tables import error_curves  # noqa: E402
 
 FORMATS = ("png", "pdf")
-
-LABELS = {"algorithm1": "Algorithm 1 (one step)", "entk": "empirical NTK ridge", "ntk_infinite": "infinite NTK ridge",
-          "nngp_infinite": "infinite NNGP ridge", "random_features": "random features", "multistep": "multi-step GD",
-          "transfer": "transferred head",
-          "one_step": "one step (with spectrum)", "gd_reuse": "GD reusing a batch", "gd_fresh": "GD, fresh batches",
-          "online_sgd": "online SGD"}
-
 
 def _save(fig: plt.Figure, path: str | Path) -> list[Path]:
     path = Path(path)
@@ -73,7 +67,7 @@ def error_vs_n(df: pd.DataFrame, path: str | Path, metric: str = "test_nmse", th
                x: str = "n", title: str = "", labels: dict[str, str] | None = None,
                xlabel: str | None = None) -> list[Path]:
     """One panel per method: mean error against ``x`` (log axis) per ``d``, band = mean +- std over seeds."""
-    labels = {**LABELS, **(labels or {})}
+    labels = labels or {}  # study-specific names over the registry's labels
     curves = error_curves(df, metric, by=("method", "d", x))
     methods = list(dict.fromkeys(curves["method"]))
     colors = _colors(curves["d"].unique())
@@ -90,7 +84,7 @@ def error_vs_n(df: pd.DataFrame, path: str | Path, metric: str = "test_nmse", th
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a narrow log range overlap
-        ax.set_title(labels.get(method, method))
+        ax.set_title(labels.get(method) or method_label(method))
         ax.set_xlabel(xlabel or x)
         ax.grid(alpha=0.3, which="both")
     for row in axes:
@@ -118,17 +112,17 @@ def n_star_vs_d(table: pd.DataFrame, path: str | Path, p: int, exponents: dict[s
         color = f"C{i}"
         ok = np.isfinite(sub["n_star"])
         slope = (exponents or {}).get(method, math.nan)
-        label = LABELS.get(method, method) + (f" (slope {slope:.2f})" if math.isfinite(slope) else "")
+        label = method_label(method) + (f" (slope {slope:.2f})" if math.isfinite(slope) else "")
         if ok.any():
             ax.plot(sub["d"][ok], sub["n_star"][ok], "o-", color=color, label=label)
         low = ~ok & (sub["censored"] == "below") if "censored" in sub else ~ok & False
         high = ~ok & ~low
         if high.any():
             ax.plot(sub["d"][high], np.full(high.sum(), top), "^", mfc="none", color=color,
-                    label=f"{LABELS.get(method, method)}: not reached by n = max")
+                    label=f"{method_label(method)}: not reached by n = max")
         if low.any():
             ax.plot(sub["d"][low], sub["n_min"][low], "v", mfc="none", color=color,
-                    label=f"{LABELS.get(method, method)}: below at n = min")
+                    label=f"{method_label(method)}: below at n = min")
     anchor = finite["n_star"].min() if len(finite) else 1.0
     d0 = all_d[0] if len(all_d) else 1.0
     for power, style in ((2, "--"), (p, ":")):

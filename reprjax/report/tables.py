@@ -19,17 +19,24 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Float
 
-#: Columns of a results row that describe the run rather than identify its configuration.
-RUN_BOOKKEEPING = ("seed", "group_id", "group_size", "attempt", "device", "wall_time_s", "status", "error")
-#: Outcome columns (:class:`reprjax.methods.contract.Metrics`), never grouping keys.
-METRICS = ("test_nmse", "test_mae", "val_mse", "lam", "lam_position", "edge_val_drop", "alignment", "failed")
+from reprjax.methods.contract import Metrics
+from reprjax.methods.registry import outcome_columns, outcome_fields
+from reprjax.sweep.grid import ROW_BOOKKEEPING
+
+#: Columns of a results row that describe the run rather than identify its configuration: the seed and the store's
+#: bookkeeping (:data:`reprjax.sweep.grid.ROW_BOOKKEEPING`).
+RUN_BOOKKEEPING = ("seed", *ROW_BOOKKEEPING)
+#: Outcome columns of the run contract (:class:`reprjax.methods.contract.Metrics`); a method may add typed outcomes
+#: (:attr:`reprjax.methods.registry.Method.outcomes`), all of them in :func:`outcome_columns`.
+METRICS = outcome_fields(Metrics)
 STAT_COLUMNS = ("mean", "std", "count", "sem", "sem_seed", "sem_test", "duplicates")
 GROUP_KEYS = ("method", "target", "d", "n")
 
 
 def grid_columns(df: pd.DataFrame) -> list[str]:
-    """Columns identifying a configuration: every column but the bookkeeping, the outcomes and the statistics."""
-    skip = set(RUN_BOOKKEEPING) | set(METRICS) | set(STAT_COLUMNS)
+    """Columns identifying a configuration: every column but the bookkeeping, the outcomes every registered method
+    declares (plugins' included) and the statistics."""
+    skip = set(RUN_BOOKKEEPING) | set(METRICS) | set(outcome_columns()) | set(STAT_COLUMNS)
     skip |= {se_column(c) for c in skip}  # an outcome's standard error is an outcome too
     return [c for c in df.columns if c not in skip]
 

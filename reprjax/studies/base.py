@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -24,7 +25,9 @@ from reprjax.sweep import outdir
 from reprjax._validate import ConfigError, check_fields, check_type
 from reprjax.methods.registry import METHODS
 from reprjax.problem.data import MAX_ROW_WIDTH
+from reprjax.methods.registry import load_plugins as load_plugins_into_registry
 
+__all__ = ["ConfigError", "check_fields", "config_from_dict", "load_plugins", "load_toml", "run_experiment"]
 
 
 def config_from_dict(cls: type, values: Mapping[str, Any], source: str = "config",
@@ -60,6 +63,31 @@ def config_from_dict(cls: type, values: Mapping[str, Any], source: str = "config
         text = str(err)
         where = next((w for k, w in origins.items() if text.startswith((f"{k} ", f"{k}:"))), source)
         raise ConfigError(f"{where}: {text}") from None
+
+
+def load_plugins(modules: Any, source: str = "config", directory: str | Path | None = None) -> list[str]:
+    """Import a config's ``plugins = [...]``: modules that register their own methods
+    (:func:`reprjax.methods.registry.register`, docs/adding_a_method.md); returns the method names they added.
+
+    Args:
+      modules: module names, importable from ``sys.path`` or from ``directory`` (the config file's folder).
+      source: where the list came from, named in errors.
+      directory: a folder searched first while importing (``None``: ``sys.path`` only).
+
+    Raises:
+      ConfigError: ``plugins`` is not a list of module names, or a module cannot be imported (naming the source).
+    """
+    if not isinstance(modules, list) or not all(isinstance(m, str) and m for m in modules):
+        raise ConfigError(f"{source}: key 'plugins' must be a list of importable module names, got {modules!r}")
+    extra = [str(Path(directory).resolve())] if directory is not None else []
+    sys.path[:0] = extra
+    try:
+        return load_plugins_into_registry(modules)
+    except ValueError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    finally:
+        for path in extra:
+            sys.path.remove(path)
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -162,7 +190,7 @@ def check_grid(grid: sweep.Grid, mask_samples: bool = False) -> None:
         raise ConfigError(f"seeds must be an integer >= 1, got {grid.seeds!r}")
     if len(set(grid.dims)) != len(grid.dims):
         raise ConfigError(f"dims must be distinct, got {list(grid.dims)}")
-    too_wide = [d for d in grid.dims if isinstance(d, int) and d > MAX_DIM]
+    too_wide = [d for d in grid.all_dims if isinstance(d, int) and d > MAX_DIM]
     if too_wide:
         raise ConfigError(f"dims {too_wide} exceed {MAX_DIM:,}, the widest input row reprjax draws "
                           f"(reprjax.problem.data.MAX_ROW_WIDTH)")
@@ -172,7 +200,7 @@ def check_grid(grid: sweep.Grid, mask_samples: bool = False) -> None:
             raise ConfigError(f"a {what} is given for method(s) {unknown} that the grid does not run "
                               f"({list(grid.methods)})")
     try:
-        sizes = {d: list(grid.n(d) if callable(grid.n) else grid.n) for d in grid.dims}
+        sizes = {d: list(grid.n(d) if callable(grid.n) else grid.n) for d in grid.all_dims}
         runs = (len(grid.methods) * len(grid.targets) * sum(map(len, sizes.values())) * len(grid.widths) *
                 math.prod(len(v) for _, v in grid.hyper) * grid.seeds)
         if runs > MAX_RUNS:

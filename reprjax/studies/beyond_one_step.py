@@ -55,6 +55,7 @@ from reprjax.report import dynamics_figures as plot_dynamics
 from reprjax.report import figures as plotting
 from reprjax._validate import check_choice
 from reprjax.studies import base
+from reprjax.methods.registry import get_method
 
 NAME = "beyond-one-step"
 
@@ -155,7 +156,7 @@ class Config:
 
 
 def grid(config: Config) -> sweep.Grid:
-    multi = tuple(m for m in config.methods if m not in ("algorithm1", "one_step"))
+    multi = tuple(m for m in config.methods if "record_every" in get_method(m).hyper)  # they record overlaps
     extra = dict(gd_reuse=(("steps", config.reuse_steps),),
                  online_sgd=(("batch_size", config.online_batch), ("eta_scale", config.online_eta_scale),
                              ("schedule", config.online_schedule)))

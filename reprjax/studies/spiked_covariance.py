@@ -26,6 +26,7 @@ from reprjax import sweep
 from reprjax.report import tables as analysis
 from reprjax.report import figures as plotting
 from reprjax.studies import base
+from reprjax.methods.registry import get_method
 from reprjax.problem.data import SPIKE_TARGETS, DataConfig
 
 NAME = "spiked-covariance"
@@ -84,7 +85,7 @@ def grid(config: Config) -> sweep.Grid:
                       + _target_hyper(config),
                       seeds=config.seeds,
                       method_n_max=tuple((m, config.kernel_n_max) for m in config.methods
-                                         if m in ("entk", "ntk_infinite")))
+                                         if get_method(m).kernel))
 
 
 def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:

@@ -22,11 +22,15 @@ from reprjax.report import crossings, exponent_text
 from reprjax.report import exponents as exponent_fits
 from reprjax.report import figures as plotting
 from reprjax.studies import base
-from reprjax.methods.registry import kernel_methods
+from reprjax.methods.registry import METHODS, get_method
 
 NAME = "transfer"
-_METHOD_OF = {"transfer": "transfer", "scratch": "algorithm1", "entk": "entk", "random_features": "random_features",
-              "ntk_infinite": "ntk_infinite"}
+#: Study names that are no registered method: ``scratch`` is Algorithm 1 trained on the target head alone.
+_ALIASES = {"scratch": "algorithm1"}
+
+
+def _method_of(name: str) -> str:
+    return _ALIASES.get(name, name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,15 +57,16 @@ class Config:
         base.check_r_d(self.r, self.dims)
         if self.r < 2:
             raise ValueError(f"r must be >= 2 for the transfer head (it has a z1 z2 term), got {self.r}")
-        bad = [m for m in self.methods if m not in _METHOD_OF]
-        if bad:
-            raise ValueError(f"methods must be a non-empty subset of {sorted(_METHOD_OF)}, got {list(self.methods)}")
+        allowed = sorted({*_ALIASES, *METHODS})
+        if not self.methods or any(m not in allowed for m in self.methods):
+            raise ValueError(f"methods must be a non-empty subset of {allowed}, got {list(self.methods)}")
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
 
 
 def grid(config: Config) -> sweep.Grid:
-    methods = tuple(_METHOD_OF[m] for m in config.methods)
+    methods = tuple(_method_of(m) for m in config.methods)
+    pairs = tuple(m for m in methods if get_method(m).needs_pair)  # they learn on the source head
     return sweep.Grid(
         methods=methods,
         # every method sees the transfer pair; non-transfer methods are scored on its target head (see _targets)
@@ -71,8 +76,8 @@ def grid(config: Config) -> sweep.Grid:
         widths=(config.width,),
         hyper=(("n_test", (config.n_test,)),),
         seeds=config.seeds,
-        method_hyper=(("transfer", (("source_n_over_d2", config.source_n_over_d2),)),) if "transfer" in methods else (),
-        method_n_max=tuple((m, config.kernel_n_max) for m in methods if m in kernel_methods()),
+        method_hyper=tuple((m, (("source_n_over_d2", config.source_n_over_d2),)) for m in pairs),
+        method_n_max=tuple((m, config.kernel_n_max) for m in methods if get_method(m).kernel),
     )
 
 

@@ -4,7 +4,8 @@ Three layers, each a module:
 
 * :mod:`reprjax.sweep.grid`: :class:`Grid` and :class:`TargetSpec`, expansion into runs (each hyper-parameter for
   the methods that declare it), grouping by PyTree structure (:func:`make_groups`);
-* :mod:`reprjax.sweep.execution` (with :mod:`reprjax.sweep.cpu`): executors placing a group's runs on hardware
+* :mod:`reprjax.sweep.execution` (with :mod:`reprjax.sweep.cpu` and :mod:`reprjax.sweep.executors`): executors
+  placing a group's runs on hardware
   (``loop``, ``vmap``, ``sharded``, CPU ``threads``; ``auto`` per backend), one program cache;
 * :mod:`reprjax.sweep.store`: JSONL rows, the manifest, resuming.
 
@@ -12,7 +13,7 @@ Three layers, each a module:
 """
 
 from reprjax.sweep import host_threads
-from reprjax.sweep.cost import Cost, method_cost
+from reprjax.methods.registry import Cost
 from reprjax.sweep.cpu import CPU_ONE_THREAD_MAX_FACTOR, CPU_SPLIT_MIN_RUNS, CPU_THREADS_BYTES, CpuExecutor
 from reprjax.sweep.engine import SweepReport, run_group, run_sweep, seed_keys
 from reprjax.sweep.execution import (
@@ -23,11 +24,11 @@ from reprjax.sweep.execution import (
     Executor,
     ProgramCache,
     backend_compiles,
-    make_executor,
     release_programs,
     sharded_program,
 )
-from reprjax.sweep.grid import TARGETS, Grid, Group, TargetSpec, declared_hyper, make_groups
+from reprjax.sweep.executors import make_executor
+from reprjax.sweep.grid import TARGETS, Grid, Group, TargetSpec, make_groups
 from reprjax.sweep.store import (
     MANIFEST_FILE,
     RESULTS_FILE,
@@ -58,13 +59,11 @@ __all__ = [
     "SweepReport",
     "TargetSpec",
     "backend_compiles",
-    "declared_hyper",
     "host_threads",
     "load_results",
     "make_executor",
     "make_groups",
     "manifest_of",
-    "method_cost",
     "prepare_directory",
     "run_group",
     "run_sweep",

@@ -10,7 +10,6 @@ is large.  The measurements behind each threshold: docs/measurements.md, "Sweep 
 from __future__ import annotations
 
 from reprjax.sweep import host_threads
-from reprjax.sweep.cost import method_cost
 from reprjax.sweep.execution import AUTO_EXECUTION, Executor
 from reprjax.sweep.grid import Group
 
@@ -32,7 +31,7 @@ class CpuExecutor(Executor):
     def auto_path(self, group: Group) -> str:
         workers = self.workers()
         balanced = group.size % workers == 0 or group.size >= CPU_SPLIT_MIN_RUNS * workers
-        cost = method_cost(group.method, group.configs[0], group.d)
+        cost = group.method.cost(group.configs[0], group.d)
         fits = cost.working_set_bytes * workers <= CPU_THREADS_BYTES
         if workers > 1 and group.size > 1 and balanced and fits:
             return "sharded" if len(self.devices) > 1 else AUTO_EXECUTION["cpu"]
@@ -44,6 +43,6 @@ class CpuExecutor(Executor):
         if path == "sharded":
             return 1
         if path == "loop" and self.execution == "auto":
-            small = method_cost(group.method, group.configs[0], group.d).largest_factorisation
+            small = group.method.cost(group.configs[0], group.d).largest_factorisation
             return 1 if small <= CPU_ONE_THREAD_MAX_FACTOR else None
         return None

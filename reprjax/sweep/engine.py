@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from reprjax.sweep import store
-from reprjax.sweep.execution import Executor, backend_compiles, device_label, make_executor
+from reprjax.sweep.execution import Executor, backend_compiles, device_label
+from reprjax.sweep.executors import make_executor
 from reprjax.sweep.grid import Grid, Group, make_groups
 
 

@@ -10,14 +10,16 @@ Paths for a group (``execution``):
   ``NamedSharding`` and padded to a multiple of the device count (:func:`sharded_program`);
 * ``auto``: the path the benchmark harness measured fastest, chosen per backend and group by the executor.
 
-:func:`make_executor` gives a :class:`reprjax.sweep.cpu.CpuExecutor` on CPU (every OpenBLAS thread and
-side-by-side decision lives there) and an :class:`AcceleratorExecutor` elsewhere.  Many hosts: after
+:func:`reprjax.sweep.executors.make_executor` gives a :class:`reprjax.sweep.cpu.CpuExecutor` on CPU (every OpenBLAS
+thread and side-by-side decision lives there) and an :class:`AcceleratorExecutor` elsewhere; this module imports
+neither of those.  Many hosts: after
 ``jax.distributed.initialize()`` every process runs the same groups in the same order (SPMD), the mesh spans all
 global devices, inputs are built with ``jax.make_array_from_callback`` and the outputs gathered on every process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import threading
@@ -32,8 +34,6 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from reprjax.sweep import host_threads
 from reprjax.sweep.grid import Group, TargetSpec
-
-EXECUTIONS = ("auto", "loop", "threads", "vmap", "sharded")
 
 #: What ``execution="auto"`` runs per backend with one device (several devices: ``sharded``).  Accelerators fill
 #: the device with many small runs by ``vmap``; on CPU see :class:`reprjax.sweep.cpu.CpuExecutor`
@@ -238,7 +238,7 @@ class Executor:
 
     def program(self, group: Group, path: str) -> Callable[..., Any]:
         """The jitted program of ``group``'s structure on ``path`` (from the process's one cache)."""
-        devices = tuple(self.devices) if path == "sharded" else None
+        devices = tuple(self.devices) if PATHS[path].per_devices else None
         key = (group.method, group.target, group.d, path, devices)
         return self.programs.get(key, functools.partial(_build_program, *key))
 
@@ -248,14 +248,7 @@ class Executor:
         self.paths_used[path] = self.paths_used.get(path, 0) + 1
         program = self.program(group, path)
         with host_threads.blas_threads(self.blas_limit(group, path)):
-            if path == "loop":
-                return jax.block_until_ready(stack([program(k, c) for k, c in zip(keys, group.configs)]))
-            args = (keys, stack(group.configs))
-            if path == "vmap":
-                return jax.block_until_ready(program(*args))
-            if path == "threads":
-                return host_threads.run_split(program, args)
-            return self._run_sharded(program, args, group.size)
+            return PATHS[path].call(self, program, keys, group.configs)
 
     def _run_sharded(self, program: Callable[..., Any], args: Any, size: int) -> Any:
         # the configs travel as their leaves: a config rebuilt outside the program from arrays that span other
@@ -276,13 +269,48 @@ class Executor:
 
 def _build_program(method: Any, target: TargetSpec, d: int, path: str,
                    devices: tuple[jax.Device, ...] | None) -> Callable[..., Any]:
-    fn = functools.partial(run_from_seed, method, target, d)
-    if path == "sharded":
-        sharded = sharded_program(fn, jax.sharding.Mesh(np.asarray(devices), ("runs",)))
-        return jax.jit(lambda treedef, *leaves: sharded(*jax.tree.unflatten(treedef, leaves)), static_argnums=0)
-    if path == "threads":
-        return jax.jit(host_threads.looped(fn))
-    return jax.jit(jax.vmap(fn) if path == "vmap" else fn)
+    return PATHS[path].build(functools.partial(run_from_seed, method, target, d), devices)
+
+
+def _build_sharded(fn: Callable[..., Any], devices: tuple[jax.Device, ...] | None) -> Callable[..., Any]:
+    sharded = sharded_program(fn, jax.sharding.Mesh(np.asarray(devices), ("runs",)))
+    return jax.jit(lambda treedef, *leaves: sharded(*jax.tree.unflatten(treedef, leaves)), static_argnums=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutionPath:
+    """How one execution path runs a group.
+
+    Attributes:
+      build: ``(one run's function, devices) -> program``, jitted.
+      call: ``(executor, program, seed keys, configs) -> stacked outputs``.
+      per_devices: the program depends on the device list (it is cached per list).
+    """
+
+    build: Callable[[Callable[..., Any], tuple[jax.Device, ...] | None], Callable[..., Any]]
+    call: Callable[[Executor, Callable[..., Any], jax.Array, Sequence[Any]], Any]
+    per_devices: bool = False
+
+
+#: The execution paths by name (module docstring); ``auto`` resolves to one of them per group.
+PATHS: dict[str, ExecutionPath] = {
+    "loop": ExecutionPath(
+        build=lambda fn, _: jax.jit(fn),
+        call=lambda _, program, keys, configs: jax.block_until_ready(
+            stack([program(k, c) for k, c in zip(keys, configs)]))),
+    "threads": ExecutionPath(
+        build=lambda fn, _: jax.jit(host_threads.looped(fn)),
+        call=lambda _, program, keys, configs: host_threads.run_split(program, (keys, stack(configs)))),
+    "vmap": ExecutionPath(
+        build=lambda fn, _: jax.jit(jax.vmap(fn)),
+        call=lambda _, program, keys, configs: jax.block_until_ready(program(keys, stack(configs)))),
+    "sharded": ExecutionPath(
+        build=_build_sharded,
+        call=lambda executor, program, keys, configs: executor._run_sharded(program, (keys, stack(configs)),
+                                                                            len(configs)),
+        per_devices=True),
+}
+EXECUTIONS = ("auto", *PATHS)
 
 
 class AcceleratorExecutor(Executor):
@@ -290,12 +318,3 @@ class AcceleratorExecutor(Executor):
 
     def auto_path(self, group: Group) -> str:
         return "sharded" if len(self.devices) > 1 else AUTO_EXECUTION.get(self.platform, "vmap")
-
-
-def make_executor(execution: str = "auto", devices: Sequence[jax.Device] | None = None) -> Executor:
-    """The executor for ``devices`` (default: all devices): a CPU executor on CPU, an accelerator one elsewhere."""
-    from reprjax.sweep.cpu import CpuExecutor
-
-    devices = list(devices) if devices is not None else jax.devices()
-    cls = CpuExecutor if devices[0].platform == "cpu" else AcceleratorExecutor
-    return cls(execution, devices)

@@ -7,9 +7,10 @@ the sample counts of a group are masked up to its largest ``n`` (0/1 weights, th
 several ``n`` share one program.  The first ``n`` samples of a larger draw are exactly the samples of a draw of
 size ``n`` (jax's partitionable threefry), so masking changes no data.
 
-A hyper-parameter belongs to the methods whose config declares it (a field of the config or of a config nested in
-it, or a name the method's ``make_config`` converts): runs of the other methods neither get it nor are multiplied
-by its values, and a hyper-parameter no method of the grid declares is refused before anything runs.
+A hyper-parameter belongs to the methods that declare it (:attr:`reprjax.methods.registry.Method.hyper`: the fields
+of the method's config and of the data and network configs in it, and the aliases its builder converts): runs of
+the other methods neither get it nor are multiplied by its values, and a hyper-parameter no method of the grid
+declares is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -39,7 +40,18 @@ TARGETS: dict[str, Callable[..., Any]] = {
     "link": link_targets.link_target,
 }
 
+#: One example of each catalogue family, with the keyword arguments ``reprjax targets`` describes it with.
+TARGET_EXAMPLES: dict[str, dict[str, Any]] = {
+    "paper": {}, "single_index": {"k": 3}, "giant_step": {}, "staircase": {},
+    "random_polynomial": {"r": 3, "p": 4, "kappa": 4.0}, "transfer_pair": {}, "link": {"link": "tanh"},
+}
+
+#: Columns of a run dict that every row holds: together with the hyper-parameters, the run's configuration and seed.
 RUN_FIELDS = ("method", "target", "d", "n", "width", "seed")
+#: Columns the results store adds to every row (:func:`reprjax.sweep.store.group_rows`): how the run went, not what
+#: it was.  With the outcome columns the registry declares (:func:`reprjax.methods.registry.outcome_columns`) and the
+#: seed they make up the declared results schema: every other column of a row is configuration.
+ROW_BOOKKEEPING = ("group_id", "group_size", "attempt", "device", "wall_time_s", "status", "error")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +91,12 @@ class TargetSpec:
         return self.name + "".join(f",{k}={v}" for k, v in self.kwargs)
 
 
+def catalogue_examples() -> list[TargetSpec]:
+    """One spec per catalogue family (:data:`TARGETS`), built with :data:`TARGET_EXAMPLES`: the one catalogue
+    the command line describes."""
+    return [TargetSpec.of(name, **TARGET_EXAMPLES.get(name, {})) for name in TARGETS]
+
+
 def _check_sizes(name: str, values: Sequence[Any]) -> tuple[int, ...]:
     """``values`` as positive integers without repeats; ``ValueError`` naming ``name`` otherwise."""
     out = tuple(check_int(name, v, low=1) for v in values)
@@ -104,6 +122,8 @@ class Grid:
         so every method and hyper-parameter sees the same target and samples for a given seed.
       method_hyper: per-method extra fixed hyper-parameters (``{"entk": {"solver": "cholesky"}}``).
       method_n_max: per-method cap on ``n`` (kernel ridge is ``O(n^3)``).
+      method_dims: per-method dimensions in place of ``dims`` (kernels at the ``d`` their solvers reach, the
+        network at larger ``d``).
     """
 
     methods: tuple[str, ...]
@@ -116,6 +136,7 @@ class Grid:
     seed_offset: int = 0
     method_hyper: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     method_n_max: tuple[tuple[str, int], ...] = ()
+    method_dims: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         check_int("seeds", self.seeds, low=1)
@@ -125,41 +146,44 @@ class Grid:
         if not callable(self.n):
             _check_sizes("n", self.n)
 
+    @property
+    def all_dims(self) -> tuple[int, ...]:
+        """Every dimension some method of the grid runs at, sorted."""
+        return tuple(sorted({d for m in self.methods for d in self.dims_of(m)}))
+
+    def dims_of(self, method: str) -> tuple[int, ...]:
+        """The dimensions ``method`` runs at (its :attr:`method_dims` entry, else :attr:`dims`)."""
+        return dict(self.method_dims).get(method, self.dims)
+
     def sample_counts(self, d: int) -> tuple[int, ...]:
         """The sample counts at dimension ``d`` (``n`` or ``n(d)``), checked."""
         return _check_sizes("n", self.n(d) if callable(self.n) else self.n)
 
     def hyper_of(self, method: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:
-        """The ``(name, values)`` pairs of :attr:`hyper` that ``method`` declares."""
-        declared = declared_hyper(get_method(method), self._probe_values(), self._probe_sizes())
+        """The ``(name, values)`` pairs of :attr:`hyper` that ``method`` declares (:attr:`Method.hyper`)."""
+        declared = get_method(method).hyper
         return tuple((k, v) for k, v in self.hyper if k in declared)
-
-    def _probe_values(self) -> dict[str, Any]:
-        return {k: (v[0] if v else None) for k, v in self.hyper}
-
-    def _probe_sizes(self) -> tuple[int, int, int]:
-        d = int(self.dims[0])
-        return d, self.sample_counts(d)[0], int(self.widths[0])
 
     def check_hyper(self) -> None:
         """Raise ``ValueError`` in one line if a hyper-parameter is declared by no method of the grid, or a
         ``method_hyper`` entry names a hyper-parameter its method does not declare."""
-        for field, entries in (("method_hyper", self.method_hyper), ("method_n_max", self.method_n_max)):
+        for method, dims in self.method_dims:
+            _check_sizes(f"method_dims for {method!r}", dims)
+        for field, entries in (("method_hyper", self.method_hyper), ("method_n_max", self.method_n_max),
+                               ("method_dims", self.method_dims)):
             strays = [m for m, _ in entries if m not in self.methods]
             if strays:
                 raise ValueError(f"{field} names {strays[0]!r}, which is not a method of this grid "
                                  f"({', '.join(self.methods)})")
         for method, cap in self.method_n_max:
             check_int(f"method_n_max for {method!r}", cap, low=1)
-        sizes = self._probe_sizes()
-        declared = {m: declared_hyper(get_method(m), self._probe_values(), sizes) for m in self.methods}
+        declared = {m: get_method(m).hyper for m in self.methods}
         for name, _ in self.hyper:
             if not any(name in found for found in declared.values()):
                 raise ValueError(f"hyper-parameter {name!r} is not a field of the config of any method of this "
                                  f"grid ({', '.join(self.methods)})")
         for method, extra in self.method_hyper:
-            found = declared_hyper(get_method(method), dict(extra), sizes)
-            missing = [k for k, _ in extra if k not in found]
+            missing = [k for k, _ in extra if k not in declared[method]]
             if missing:
                 raise ValueError(f"method_hyper for {method!r}: {missing[0]!r} is not a field of its config")
 
@@ -175,7 +199,7 @@ class Grid:
             hyper = self.hyper_of(method)
             names = [k for k, _ in hyper]
             combos = list(itertools.product(*[v for _, v in hyper])) or [()]
-            for d in self.dims:
+            for d in self.dims_of(method):
                 for n in self.sample_counts(d):
                     if method in caps and n > caps[method]:
                         continue
@@ -190,46 +214,6 @@ class Grid:
     def target_spec(self, label: str) -> TargetSpec:
         """The target spec whose :meth:`TargetSpec.label` is ``label``."""
         return next(t for t in self.targets if t.label() == label)
-
-
-def config_fields(config: Any) -> set[str]:
-    """Field names of a config dataclass and of every config dataclass nested in it (network, data, head)."""
-    names: set[str] = set()
-    for field in dataclasses.fields(config):
-        names.add(field.name)
-        value = getattr(config, field.name)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            names |= config_fields(value)
-    return names
-
-
-def declared_hyper(method: Method, probe: dict[str, Any], sizes: tuple[int, int, int]) -> set[str]:
-    """The names among ``probe``'s keys that ``method`` takes as hyper-parameters.
-
-    A name is declared when it is a field of the config ``method.make_config`` builds (or of a config nested in
-    it), or, for a name that is no field (an alias such as ``spike_beta``, which the config builder converts), when
-    ``make_config`` accepts it without a ``TypeError`` for an unexpected keyword.
-
-    Args:
-      method: a registered method.
-      probe: hyper-parameter names, each with a value to try (aliases are tried with it).
-      sizes: ``(d, n, width)`` at which the config is built for inspection.
-
-    Returns:
-      The declared names.
-    """
-    fields = config_fields(method.make_config(*sizes, {}))
-    declared = {k for k in probe if k in fields}
-    for name in set(probe) - declared:
-        try:
-            method.make_config(*sizes, {name: probe[name]})
-        except TypeError as err:
-            if "unexpected keyword argument" in str(err):
-                continue
-        except Exception:  # noqa: BLE001 - the name was taken; its value is checked when the run is built
-            pass
-        declared.add(name)
-    return declared
 
 
 def hyper_of_run(run: dict[str, Any]) -> dict[str, Any]:
