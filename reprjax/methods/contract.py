@@ -1,14 +1,13 @@
 """The run contract: what every method shares (docs/architecture.md, "The path of one run").
 
-Every method of the registry (:mod:`reprjax.methods.registry`) is a pure ``(key, target, config) -> Metrics``
-function.  This module owns the pieces they have in common:
+Every method of the registry (:mod:`reprjax.methods.registry`) is a pure ``(key, target, config) -> Metrics`` function.  This
+module owns the pieces they have in common:
 
 * :class:`Predictor`: the trained network plus the label pre-processing terms, ``f(x) + alpha + <beta, x>``;
 * :func:`label_moments`: the pre-processing itself (docs/setting.md, "Algorithm 1", step 0), ``alpha = mean(y)``,
   ``beta = mean(y x)``, the constant and linear Hermite parts of the labels;
 * :class:`Metrics` and :func:`summarise_run`: the row of a run, from the held-out errors of
   :func:`reprjax.methods.scoring.held_out_errors` (the one scoring function) and the chosen ridge strength of the head;
-* :func:`score_run`: held-out scoring and the row summary in one place, which every method calls;
 * :func:`failed_runs_report` and :func:`mean_over_runs`: a diverged run is named, never averaged silently.
 """
 
@@ -18,11 +17,9 @@ from typing import Any
 
 import jax.numpy as jnp
 from flax import struct
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float
 
-from reprjax.methods.scoring import HeldOutErrors, alignment, held_out_errors
-from reprjax.problem.data import split_run_key
-from reprjax.problem.targets import MultiIndexTarget
+from reprjax.methods.scoring import HeldOutErrors
 from reprjax.network import TwoLayerParams, forward
 from reprjax.solvers.head import HeadFit
 
@@ -52,6 +49,10 @@ class Metrics:
     edge_val_drop: Float[Array, ""]  # at an edge: relative validation gain over the neighbouring strength (else 0)
     alignment: Float[Array, ""]
     failed: Array  # True when any outcome is NaN/inf (a diverged run: never averaged silently)
+    # standard errors of the estimates above (methods/scoring.py; NaN where a method does not measure one)
+    test_nmse_se: Float[Array, ""] = float("nan")
+    test_mae_se: Float[Array, ""] = float("nan")
+    val_mse_se: Float[Array, ""] = float("nan")
 
 
 def label_moments(
@@ -93,27 +94,18 @@ def edge_validation_drop(lambdas: Float[Array, " L"], val_mse: Float[Array, " L"
 
 def summarise_run(errors: HeldOutErrors, head: HeadFit, align: Array) -> Metrics:
     """The row of a run: test errors, the chosen strength, its position in the grid and its validation error,
-    alignment, failure flag."""
+    alignment, failure flag, and the standard errors of the test and validation estimates."""
     val = head.val_mse[head.index]
     lam = head.lambdas[head.index]
     failed = ~(jnp.isfinite(errors.nmse) & jnp.isfinite(errors.mae) & jnp.isfinite(val))
+    def se(value: Array | None) -> Array:
+        return jnp.asarray(jnp.nan if value is None else value, jnp.float32)
+
     return Metrics(test_nmse=errors.nmse, test_mae=errors.mae, val_mse=val, lam=lam,
                    lam_position=strength_position(head.lambdas, head.index),
                    edge_val_drop=edge_validation_drop(head.lambdas, head.val_mse, head.index), alignment=align,
-                   failed=failed)
-
-
-def score_run(key: PRNGKeyArray, target: MultiIndexTarget, predict: Any, head: HeadFit, config: Any,
-              first_layer: Float[Array, "m d"] | None = None) -> Metrics:
-    """The row of a run, the one place every method scores: held-out errors of ``predict`` on ``config.n_test``
-    fresh samples of the run's test stream (``split_run_key(key).test``, in chunks of ``config.test_chunk``, under
-    ``config.data`` with the run's spike key), then :func:`summarise_run` with the alignment of ``first_layer``
-    with ``span(U)`` (NaN for a method without a first layer)."""
-    keys = split_run_key(key)
-    errors = held_out_errors(keys.test, target, predict, config.n_test, config.test_chunk, config.data,
-                             spike_key=keys.spike)
-    align = jnp.asarray(jnp.nan, jnp.float32) if first_layer is None else alignment(first_layer, target.U)
-    return summarise_run(errors, head, align)
+                   failed=failed, test_nmse_se=se(errors.nmse_se), test_mae_se=se(errors.mae_se),
+                   val_mse_se=se(None if head.val_mse_se is None else head.val_mse_se[head.index]))
 
 
 def failed_runs_report(metrics: Metrics, config: Any = None) -> list[str]:
@@ -132,4 +124,4 @@ def mean_over_runs(metrics: Metrics, config: Any = None) -> dict[str, float]:
 
 
 __all__ = ["Metrics", "Predictor", "edge_validation_drop", "failed_runs_report", "label_moments", "mean_over_runs",
-           "score_run", "strength_position", "summarise_run"]
+           "strength_position", "summarise_run"]

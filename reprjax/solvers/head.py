@@ -40,6 +40,7 @@ class HeadFit:
     lambdas: Float[Array, " L"]  # absolute ridge strengths
     val_mse: Float[Array, " L"]
     index: Array  # position of the chosen strength in the grid
+    val_mse_se: Float[Array, " L"] | None = None  # standard error of each plain Monte Carlo validation error
 
 
 def _gd_path(gram: Array, moment: Array, n_eff: Array, lam: Array, steps: int) -> Array:
@@ -130,12 +131,13 @@ def fit_second_layer_stream(
 
     def val_errors(b: Dataset, w: Array):
         err = features(params, b.x, act) @ coef.T - b.y[:, None]
-        return jnp.sum(w[:, None] * err**2, axis=0), jnp.sum(w)
+        return jnp.sum(w[:, None] * err**2, axis=0), jnp.sum(w[:, None] * err**4, axis=0), jnp.sum(w)
 
-    sq, n_val = stream_sum(val_errors, source, val, chunk)
+    sq, sq2, n_val = stream_sum(val_errors, source, val, chunk)
     val_mse = sq / n_val
+    val_var = jnp.maximum(sq2 / n_val - val_mse**2, 0.0) / jnp.maximum(n_val - 1.0, 1.0)  # of the mean
     index = ridge.select_lambda(val_mse)
-    return HeadFit(a=coef[index], lambdas=lam, val_mse=val_mse, index=index)
+    return HeadFit(a=coef[index], lambdas=lam, val_mse=val_mse, index=index, val_mse_se=jnp.sqrt(val_var))
 
 
 def fit_second_layer(
