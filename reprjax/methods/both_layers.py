@@ -15,9 +15,10 @@ from flax import struct
 from jaxtyping import PRNGKeyArray
 
 from reprjax import _validate
-from reprjax.methods.contract import Metrics, Predictor, label_moments, summarise_run
-from reprjax.problem.data import DataConfig, sample_dataset, sample_roles, split_run_key
-from reprjax.methods.scoring import alignment, held_out_errors, mean_squared_error_with_se
+from reprjax.methods.contract import Metrics, Predictor, label_moments, score_run
+from reprjax.problem.data import sample_dataset, sample_roles, split_run_key
+from reprjax.methods.run_config import RunCore
+from reprjax.methods.scoring import mean_squared_error_with_se
 from reprjax.network import NetworkConfig, forward, init_symmetric
 from reprjax.solvers.head import HeadFit
 from reprjax.problem.targets import MultiIndexTarget
@@ -26,8 +27,8 @@ OPTIMIZERS = ("sgd", "adam")
 
 
 @struct.dataclass
-class MultiStepConfig:
-    """Full-batch training of both layers.
+class MultiStepConfig(RunCore):
+    """Full-batch training of both layers; the shared fields are those of :class:`reprjax.methods.run_config.RunCore`.
 
     Attributes:
       n: total samples, validation included (>= 2); val_fraction: share held out for early stopping.
@@ -37,30 +38,29 @@ class MultiStepConfig:
         the symmetry of ``b = 0``).
     """
 
-    n: int = struct.field(pytree_node=False, default=4096)
     network: NetworkConfig = struct.field(pytree_node=False, default=NetworkConfig(output_scale="sqrt"))
-    data: DataConfig = DataConfig()
     optimizer: str = struct.field(pytree_node=False, default="adam")
     learning_rate: float = 1e-3
     steps: int = struct.field(pytree_node=False, default=2000)
     weight_decay: float = 0.0
     init_bias_scale_train: float = 1.0
-    preprocess: bool = struct.field(pytree_node=False, default=True)
-    val_fraction: float = struct.field(pytree_node=False, default=0.2)
-    n_test: int = struct.field(pytree_node=False, default=10_000)
-    test_chunk: int = struct.field(pytree_node=False, default=2048)
 
     def __post_init__(self) -> None:
-        n = _validate.check_int("n", self.n, low=2)
+        super().__post_init__()
         _validate.check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _validate.check_number("learning_rate", self.learning_rate, low=0.0, low_open=True)
         _validate.check_int("steps", self.steps, low=1)
         _validate.check_number("weight_decay", self.weight_decay, low=0.0)
         _validate.check_number("init_bias_scale_train", self.init_bias_scale_train, low=0.0)
-        _validate.check_number("val_fraction", self.val_fraction, low=0.0, high=1.0, low_open=True)
-        if n - max(1, round(self.val_fraction * n)) < 1:
-            raise ValueError(f"val_fraction = {self.val_fraction} leaves no training samples out of n = {n}")
-        _validate.check_int("n_test", self.n_test, low=1)
+
+
+def optimizer(config: MultiStepConfig) -> optax.GradientTransformation:
+    """The optax optimiser of ``config``, with decoupled weight decay (Loshchilov & Hutter 2019): the decay
+    ``-learning_rate * weight_decay * w`` is added after the adaptive scaling, never scaled by it (``optax.adamw``);
+    for SGD the two coincide (``-learning_rate * (g + weight_decay * w)``)."""
+    if config.optimizer == "adam":
+        return optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
+    return optax.chain(optax.add_decayed_weights(config.weight_decay), optax.sgd(config.learning_rate))
 
 
 def train_multistep(key: PRNGKeyArray, target: MultiIndexTarget, config: MultiStepConfig) -> tuple[Predictor, HeadFit]:
@@ -82,8 +82,7 @@ def train_multistep(key: PRNGKeyArray, target: MultiIndexTarget, config: MultiSt
     half = params.b.shape[0] // 2
     params = params.replace(b=jnp.concatenate([params.b[:half], params.b[:half]]))
 
-    base = optax.sgd(config.learning_rate) if config.optimizer == "sgd" else optax.adam(config.learning_rate)
-    opt = optax.chain(optax.add_decayed_weights(config.weight_decay), base)
+    opt = optimizer(config)
 
     def loss(p):
         return jnp.mean((forward(p, x_tr, act) - r_tr) ** 2)
@@ -111,7 +110,4 @@ def train_multistep(key: PRNGKeyArray, target: MultiIndexTarget, config: MultiSt
 def run_multistep(key: PRNGKeyArray, target: MultiIndexTarget, config: MultiStepConfig) -> Metrics:
     """Train both layers and evaluate on fresh test samples (same streams of ``key`` as Algorithm 1)."""
     predictor, fit = train_multistep(key, target, config)
-    keys = split_run_key(key)
-    errors = held_out_errors(keys.test, target, predictor, config.n_test, config.test_chunk, config.data,
-                         spike_key=keys.spike)
-    return summarise_run(errors, fit, alignment(predictor.params.W, target.U))
+    return score_run(key, target, predictor, fit, config, predictor.params.W)

@@ -1,13 +1,14 @@
 """The run contract: what every method shares (docs/architecture.md, "The path of one run").
 
-Every method of the registry (:mod:`reprjax.methods.registry`) is a pure ``(key, target, config) -> Metrics`` function.  This
-module owns the pieces they have in common:
+Every method of the registry (:mod:`reprjax.methods.registry`) is a pure ``(key, target, config) -> Metrics``
+function.  This module owns the pieces they have in common:
 
 * :class:`Predictor`: the trained network plus the label pre-processing terms, ``f(x) + alpha + <beta, x>``;
 * :func:`label_moments`: the pre-processing itself (docs/setting.md, "Algorithm 1", step 0), ``alpha = mean(y)``,
   ``beta = mean(y x)``, the constant and linear Hermite parts of the labels;
 * :class:`Metrics` and :func:`summarise_run`: the row of a run, from the held-out errors of
   :func:`reprjax.methods.scoring.held_out_errors` (the one scoring function) and the chosen ridge strength of the head;
+* :func:`score_run`: held-out scoring and the row summary in one place, which every method calls;
 * :func:`failed_runs_report` and :func:`mean_over_runs`: a diverged run is named, never averaged silently.
 """
 
@@ -17,9 +18,11 @@ from typing import Any
 
 import jax.numpy as jnp
 from flax import struct
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, PRNGKeyArray
 
-from reprjax.methods.scoring import HeldOutErrors
+from reprjax.methods.scoring import HeldOutErrors, alignment, held_out_errors
+from reprjax.problem.data import split_run_key
+from reprjax.problem.targets import MultiIndexTarget
 from reprjax.network import TwoLayerParams, forward
 from reprjax.solvers.head import HeadFit
 
@@ -108,6 +111,19 @@ def summarise_run(errors: HeldOutErrors, head: HeadFit, align: Array) -> Metrics
                    val_mse_se=se(None if head.val_mse_se is None else head.val_mse_se[head.index]))
 
 
+def score_run(key: PRNGKeyArray, target: MultiIndexTarget, predict: Any, head: HeadFit, config: Any,
+              first_layer: Float[Array, "m d"] | None = None) -> Metrics:
+    """The row of a run, the one place every method scores: held-out errors of ``predict`` on ``config.n_test``
+    fresh samples of the run's test stream (``split_run_key(key).test``, in chunks of ``config.test_chunk``, under
+    ``config.data`` with the run's spike key), then :func:`summarise_run` with the alignment of ``first_layer``
+    with ``span(U)`` (NaN for a method without a first layer)."""
+    keys = split_run_key(key)
+    errors = held_out_errors(keys.test, target, predict, config.n_test, config.test_chunk, config.data,
+                             spike_key=keys.spike)
+    align = jnp.asarray(jnp.nan, jnp.float32) if first_layer is None else alignment(first_layer, target.U)
+    return summarise_run(errors, head, align)
+
+
 def failed_runs_report(metrics: Metrics, config: Any = None) -> list[str]:
     """One line per failed run in a (possibly vmapped) ``Metrics``: its index and configuration."""
     failed = jnp.atleast_1d(metrics.failed)
@@ -124,4 +140,4 @@ def mean_over_runs(metrics: Metrics, config: Any = None) -> dict[str, float]:
 
 
 __all__ = ["Metrics", "Predictor", "edge_validation_drop", "failed_runs_report", "label_moments", "mean_over_runs",
-           "strength_position", "summarise_run"]
+           "score_run", "strength_position", "summarise_run"]

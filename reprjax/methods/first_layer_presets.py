@@ -11,13 +11,13 @@ Presets of :class:`reprjax.methods.first_layer.FirstLayerTrainingConfig` (each `
   ``n = 8192``, ``m = 128``, one seed: without the projection the run diverges from ``eta_scale = 4`` (NaN,
   flagged failed) and its best neuron reaches cosine 0.74 with ``u``; with it, 0.92 at ``eta_scale = 0.25``.
 
-Any field of the config (and the data / network fields of :mod:`reprjax.methods.registry`) can be set through ``hyper``;
-the network's output scale defaults to ``mean`` (``a = +-1/m``, the mean-field output of Arnaboldi et al. and
-GiantStep): with the paper's ``a = +-1`` the output after one large step is of order ``sqrt(m)`` and dominates the
-next gradient.
+Any field of the config (and the data / network fields, routed by :func:`reprjax.methods.run_config.split_hyper`) can
+be set through ``hyper``; the network's output scale defaults to ``mean`` (``a = +-1/m``, the mean-field output of
+Arnaboldi et al. and GiantStep): with the paper's ``a = +-1`` the output after one large step is of order
+``sqrt(m)`` and dominates the next gradient.
 The metrics add, to Algorithm 1's row, overlap summaries of the trained layer and its Hermite spectrum up to degree
-:data:`SPECTRUM_DEGREE` (:mod:`reprjax.methods.spectrum`); with ``record_every`` set, the overlap trajectory comes too, as
-small arrays (``traj_*`` fields, one entry per record).
+:data:`SPECTRUM_DEGREE` (:mod:`reprjax.methods.spectrum`); with ``record_every`` set, the overlap trajectory comes
+too, as small arrays (``traj_*`` fields, one entry per record).
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ import jax.numpy as jnp
 from flax import struct
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from reprjax.methods.contract import summarise_run
-from reprjax.problem.data import DataConfig, split_run_key
+from reprjax.methods.contract import Metrics, score_run
+from reprjax.problem.data import split_run_key
 from reprjax.methods.first_layer import FirstLayerTrainingConfig, TrainingResult, train
-from reprjax.methods.scoring import alignment, held_out_errors
-from reprjax.network import NetworkConfig
+from reprjax.methods.run_config import build_config
 from reprjax.methods.overlaps import overlaps
 from reprjax.methods.spectrum import hermite_spectrum
 from reprjax.problem.targets import MultiIndexTarget
@@ -42,22 +41,12 @@ from reprjax.problem.targets import MultiIndexTarget
 #: standard error ``energy_k_se``).
 SPECTRUM_DEGREE = 4
 
-_DATA_KEYS = ("noise", "spike", "spike_direction")
-_NETWORK_KEYS = ("activation", "init", "output_scale", "init_bias_scale")
 
+@struct.dataclass(kw_only=True)  # keyword-only: the contract may add defaulted fields to Metrics
+class TrainingMetrics(Metrics):
+    """One row: the run contract's :class:`~reprjax.methods.contract.Metrics`, plus overlap summaries of ``W_T``
+    and its Hermite spectrum (all scalars)."""
 
-@struct.dataclass
-class TrainingMetrics:
-    """One row: Algorithm 1's outcomes, overlap summaries of ``W_T`` and its Hermite spectrum (all scalars)."""
-
-    test_nmse: Float[Array, ""]
-    test_mae: Float[Array, ""]
-    val_mse: Float[Array, ""]
-    lam: Float[Array, ""]
-    lam_position: Float[Array, ""]
-    edge_val_drop: Float[Array, ""]
-    alignment: Float[Array, ""]
-    failed: Array
     mean_cosine: Float[Array, ""]
     min_best_cosine: Float[Array, ""]  # min over directions k of max over neurons of |cos(w_j, u_k)|
     energy_0: Float[Array, ""]
@@ -67,10 +56,7 @@ class TrainingMetrics:
     energy_4: Float[Array, ""]
     energy_higher: Float[Array, ""]
     energy_perp: Float[Array, ""]
-    # standard errors of the test and validation estimates (methods/scoring.py) and of the spectrum's
-    test_nmse_se: Float[Array, ""]
-    test_mae_se: Float[Array, ""]
-    val_mse_se: Float[Array, ""]
+    # standard errors of the spectrum's estimates (methods/spectrum.py)
     energy_0_se: Float[Array, ""]
     energy_1_se: Float[Array, ""]
     energy_2_se: Float[Array, ""]
@@ -97,9 +83,7 @@ def evaluate(key: PRNGKeyArray, target: MultiIndexTarget, result: TrainingResult
     """Test errors on fresh samples, overlaps of ``W_T`` and the predictor's spectrum (keys of ``split_run_key``)."""
     keys = split_run_key(key)
     predictor = result.predictor
-    errors = held_out_errors(keys.test, target, predictor, config.n_test, config.test_chunk, config.data,
-                             spike_key=keys.spike)
-    base = summarise_run(errors, result.head, alignment(predictor.params.W, target.U))
+    base = score_run(key, target, predictor, result.head, config, predictor.params.W)
     ov = overlaps(predictor.params.W, target.U)
     spec = hermite_spectrum(jax.random.fold_in(keys.test, 2**21), predictor, target.U, SPECTRUM_DEGREE,
                             config.spectrum_samples, config.test_chunk)
@@ -122,27 +106,17 @@ def run(key: PRNGKeyArray, target: MultiIndexTarget, config: FirstLayerTrainingC
     return evaluate(key, target, train(key, target, config), config)
 
 
-def _split(hyper: dict[str, Any]) -> tuple[DataConfig, dict[str, Any], dict[str, Any]]:
-    data = DataConfig(**{k: v for k, v in hyper.items() if k in _DATA_KEYS})
-    net = {k: v for k, v in hyper.items() if k in _NETWORK_KEYS}
-    rest = {k: tuple(v) if isinstance(v, list) else v for k, v in hyper.items()
-            if k not in _DATA_KEYS + _NETWORK_KEYS}
-    return data, net, rest
-
-
 def _builder(network: dict[str, Any] | None = None, **defaults: Any):
+    # f = O(1) while W moves: the mean-field output of the peers (module docstring)
+    network = {"output_scale": "mean", **(network or {})}
+
     def make_config(d: int, n: int, width: int, hyper: dict[str, Any]) -> FirstLayerTrainingConfig:
-        data, net, rest = _split(hyper)
-        net.setdefault("output_scale", "mean")  # f = O(1) while W moves: the mean-field output of the peers
-        for k, v in (network or {}).items():
-            net.setdefault(k, v)
         kwargs = dict(defaults)
-        if kwargs.get("mode") == "fresh" and "batch_size" in rest:
+        if kwargs.get("mode") == "fresh" and "batch_size" in hyper:
             kwargs["steps"] = None  # the batch size given: T follows from n
-        if kwargs.get("mode") == "fresh" and "steps" in rest:
+        if kwargs.get("mode") == "fresh" and "steps" in hyper:
             kwargs["batch_size"] = None
-        kwargs.update(rest)
-        return FirstLayerTrainingConfig(n=n, network=NetworkConfig(width=width, **net), data=data, **kwargs)
+        return build_config(FirstLayerTrainingConfig, d, n, width, hyper, network, **kwargs)
 
     return make_config
 

@@ -29,10 +29,11 @@ from reprjax.solvers import falkon
 from reprjax.solvers import nystrom
 from reprjax.solvers import ridge
 from reprjax.maths.chunking import chunked_map
-from reprjax.methods.contract import Metrics, label_moments, summarise_run
-from reprjax.problem.data import DataConfig, sample_dataset, sample_roles, split_run_key
-from reprjax.methods.scoring import held_out_errors, mean_squared_error_with_se
-from reprjax.network import NetworkConfig, init_symmetric
+from reprjax.methods.contract import Metrics, label_moments, score_run
+from reprjax.problem.data import sample_dataset, sample_roles, split_run_key
+from reprjax.methods.run_config import RidgeCore
+from reprjax.methods.scoring import mean_squared_error_with_se
+from reprjax.network import init_symmetric
 from reprjax.solvers.head import HeadFit
 from reprjax.problem.targets import MultiIndexTarget
 
@@ -73,8 +74,8 @@ def auto_centres(d: int, n_fit: int) -> int:
 
 
 @struct.dataclass
-class KernelConfig:
-    """Kernel ridge baseline.
+class KernelConfig(RidgeCore):
+    """Kernel ridge baseline; the shared fields are those of :class:`reprjax.methods.run_config.RidgeCore`.
 
     Attributes:
       n: total samples, validation included (>= 2).
@@ -84,8 +85,8 @@ class KernelConfig:
         :data:`NYSTROM_LAMBDAS` for Nystrom (:attr:`strengths`); preprocess: Algorithm 1's label pre-processing.
       parts: parameter groups of the NTK (subset of ``("W", "a", "b")``).
       val_fraction, n_test, test_chunk: as in :class:`reprjax.methods.algorithm1.Algorithm1Config`.
-      solver, precision: kernel ridge solver (see :mod:`reprjax.solvers.ridge`); ``refined`` by default.  Measured on the
-        eNTK at n = 6554, d = 32: plain float32 Cholesky predictions already differ from float64 by at most 1.3e-5
+      solver, precision: kernel ridge solver (see :mod:`reprjax.solvers.ridge`); ``refined`` by default.  Measured on
+        the eNTK at n = 6554, d = 32: plain float32 Cholesky predictions already differ from float64 by at most 1.3e-5
         (relative) over the default grid (smallest strength 1e-5 tr(K)/n), at 0.57x the time; refinement adds
         O(n^2) per strength and closes that gap.
       block: rows per block when predicting (bounds the ``block x n`` cross-kernel) and, for Nystrom, per block of
@@ -100,17 +101,8 @@ class KernelConfig:
       n_active: traced sample count (0/1 masks), as in Algorithm 1.
     """
 
-    n: int = struct.field(pytree_node=False, default=4096)
-    network: NetworkConfig = struct.field(pytree_node=False, default=NetworkConfig())
-    data: DataConfig = DataConfig()
     lambdas: tuple[float, ...] | None = struct.field(pytree_node=False, default=None)
-    preprocess: bool = struct.field(pytree_node=False, default=True)
     parts: tuple[str, ...] = struct.field(pytree_node=False, default=kernels.PARTS)
-    val_fraction: float = struct.field(pytree_node=False, default=0.2)
-    n_test: int = struct.field(pytree_node=False, default=10_000)
-    test_chunk: int = struct.field(pytree_node=False, default=2048)
-    solver: str = struct.field(pytree_node=False, default="auto")
-    precision: str = struct.field(pytree_node=False, default="refined")
     block: int = struct.field(pytree_node=False, default=2048)
     kernel_solver: str = struct.field(pytree_node=False, default="auto")
     exact_n_max: int = struct.field(pytree_node=False, default=8192)
@@ -119,29 +111,21 @@ class KernelConfig:
     n_active: int | None = None
 
     def __post_init__(self) -> None:
-        n = _validate.check_int("n", self.n, low=2)
-        if self.lambdas is not None:
-            ridge.check_lambdas(self.lambdas)
+        super().__post_init__()
         bad = [p for p in self.parts if p not in kernels.PARTS]
         if bad or not self.parts:
             raise ValueError(f"parts must be a non-empty subset of {kernels.PARTS}, got {self.parts!r}")
-        _validate.check_number("val_fraction", self.val_fraction, low=0.0, high=1.0, low_open=True)
-        if n - max(1, round(self.val_fraction * n)) < 1:
-            raise ValueError(f"val_fraction = {self.val_fraction} leaves no training samples out of n = {n}")
-        _validate.check_int("n_test", self.n_test, low=1)
         _validate.check_int("block", self.block, low=1)
-        _validate.check_choice("solver", self.solver, ridge.SOLVERS)
-        _validate.check_choice("precision", self.precision, ridge.PRECISIONS)
         _validate.check_choice("kernel_solver", self.kernel_solver, KERNEL_SOLVERS)
         _validate.check_int("exact_n_max", self.exact_n_max, low=1)
         if self.centres is not None:
             _validate.check_int("centres", self.centres, low=1)
         _validate.check_choice("kernel_dtype", self.kernel_dtype, nystrom.KERNEL_DTYPES)
         if self.uses_nystrom and self.centres is not None and self.centres > self.n_fit:
-            raise ValueError(f"centres = {self.centres} exceeds the n_fit = {self.n_fit} fitting samples (n = {n} "
-                             f"less the validation share): centres must be in [1, {self.n_fit}]")
+            raise ValueError(f"centres = {self.centres} exceeds the n_fit = {self.n_fit} fitting samples (n = "
+                             f"{self.n} less the validation share): centres must be in [1, {self.n_fit}]")
         if self.n_active is not None:
-            _validate.check_number("n_active", self.n_active, low=2, high=n)
+            _validate.check_number("n_active", self.n_active, low=2, high=self.n)
 
     @property
     def strengths(self) -> tuple[float, ...]:
@@ -220,11 +204,9 @@ def kernel_ridge_run(
     def predictor(x: Float[Array, "b d"]) -> Float[Array, " b"]:
         return head_output(x) + alpha + x @ beta
 
-    errors = held_out_errors(keys.test, target, predictor, config.n_test, config.test_chunk, config.data,
-                             spike_key=keys.spike)
     head = HeadFit(a=path.coef[index].astype(jnp.float32), lambdas=path.lambdas.astype(jnp.float32), val_mse=val_mse,
                    index=index, val_mse_se=val_se)
-    return summarise_run(errors, head, jnp.asarray(jnp.nan, jnp.float32))
+    return score_run(key, target, predictor, head, config)
 
 
 def ntk_empirical(key: PRNGKeyArray, target: MultiIndexTarget, config: KernelConfig) -> Metrics:
