@@ -22,6 +22,8 @@ from typing import Any
 from reprjax._errors import ConfigError
 
 EXIT_USAGE = 2
+#: ^C (128 + SIGINT, as a shell reports it).
+EXIT_INTERRUPTED = 130
 
 
 class UsageError(ConfigError):
@@ -244,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"reprjax: error: {' '.join(str(err).split())}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # ^C: every finished group is on disk (appended and fsynced as it finished)
+        print("reprjax: interrupted; the finished groups are saved: run the same command again to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,12 +20,12 @@ REPO = Path(__file__).resolve().parents[1]
 #: Per study, every option of its config (a test checks that none is missing), at a tiny size and, where one is
 #: cheap, a value other than the default: each documented option runs once end to end from the command line.
 TINY = {
-    "sample-complexity": dict(dims=[6, 8], r=1, p=3, cross_terms=True, n_over_d2=[1.0, 4.0],
+    "sample-complexity": dict(dims=[6, 8], r=2, p=3, cross_terms=True, n_over_d2=[1.0, 4.0],
                               methods=["algorithm1", "entk", "random_features"], width=16, seeds=2, threshold=0.3,
                               kernel_threshold=0.35, kernel_n_max=256, network_n_max=200, exact_n_max=64,
                               kernel_solver="auto", centres=32, kernel_bias_scale=0.5, n_test=256, noise=0.1,
                               mask_samples=True, bootstrap=50),
-    "transfer": dict(dims=[6, 8], r=1, p=3, N=[32, 64], methods=["transfer", "scratch", "entk"], source_n_over_d2=4,
+    "transfer": dict(dims=[6, 8], r=2, p=3, N=[32, 64], methods=["transfer", "scratch", "entk"], source_n_over_d2=4,
                      width=16, seeds=2, threshold=0.4, kernel_n_max=64, n_test=256, mask_samples=True, bootstrap=50),
     "alignment": dict(dims=[6], r=1, p=3, n_over_d2=[1.0, 4.0], width=16, seeds=2, n_test=256, mask_samples=True),
     "information-exponent": dict(dims=[6], exponents=[2, 3], include_paper=False, include_giant_step=False,

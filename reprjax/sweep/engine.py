@@ -115,7 +115,12 @@ def run_sweep(
             metrics, error = None, f"{type(err).__name__}: {err}".strip()[:2000]
             if os.environ.get("REPRJAX_DEBUG"):
                 traceback.print_exc()
-        rows = store.group_rows(group, metrics, error, time.perf_counter() - t0, device, attempt)
+        seconds = time.perf_counter() - t0
+        try:
+            rows = store.group_rows(group, metrics, error, seconds, device, attempt)
+        except Exception as err:  # noqa: BLE001 - an outcome the store cannot write is a failed group, not a crash
+            rows = store.group_rows(group, None, f"outcome not storable: {type(err).__name__}: {err}"[:2000],
+                                    seconds, device, attempt)
         n_failed += any(r["status"] != "ok" for r in rows)
         if is_writer:
             store.append_rows(path / store.RESULTS_FILE, rows)

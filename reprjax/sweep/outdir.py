@@ -40,6 +40,8 @@ def check_usable(path: str | os.PathLike, create: bool = True) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"output directory {path} exists and is not a directory")
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(f"output directory {path} is a link to {os.readlink(path)}, which does not exist")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():

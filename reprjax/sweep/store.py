@@ -172,8 +172,11 @@ class StoreContents:
     problems: list[str]
 
 
-def read_store(path: Path) -> StoreContents:
+def read_store(path: Path, run_fields: Iterable[str] = ()) -> StoreContents:
     """Every readable, well-typed row of the JSONL file ``path``, and a line naming each line it could not use.
+
+    ``run_fields`` (the keys of the grid's runs, when known) are left out of the rule that a field keeps one kind
+    across rows: the grid may mix kinds there (e.g. ``"auto"`` or a number), and they are checked against it.
 
     Raises:
       ConfigError: the file exists but cannot be read (permissions, a directory).
@@ -187,6 +190,7 @@ def read_store(path: Path) -> StoreContents:
         raise ConfigError(f"{path} cannot be read: {err.strerror or err}") from None
     problems: list[str] = []
     candidates = []
+    exempt = set(run_fields)
     for no, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
             continue
@@ -210,7 +214,7 @@ def read_store(path: Path) -> StoreContents:
     kinds: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for _, row in candidates:
         for k, v in row.items():
-            if k not in _SCHEMA and v is not None:
+            if k not in _SCHEMA and k not in exempt and v is not None:
                 kinds[k][_kind(v)] += 1
     usual = {k: c.most_common(1)[0][0] for k, c in kinds.items()}
     rows = []
@@ -316,7 +320,8 @@ def read_results(out_dir: str | os.PathLike, groups: Mapping[str, Sequence[Mappi
         known: a row of no group of the grid, or whose run fields are no run of its group, is skipped, and a
         group's size is the grid's.
     """
-    contents = read_store(Path(out_dir) / RESULTS_FILE)
+    run_fields = {k for runs in (groups or {}).values() for r in runs for k in r}
+    contents = read_store(Path(out_dir) / RESULTS_FILE, run_fields)
     numbered, problems = contents.rows, list(contents.problems)
     if groups is not None:
         numbered, more = _of_grid(numbered, groups)
