@@ -201,7 +201,9 @@ def select_centres(x: Float[Array, "n d"], centres: int,
     active, so a masked run and an unmasked run of the same active size get the same centres)."""
     if weight is None:
         return x[:centres], jnp.ones((centres,), x.dtype)
-    start = jnp.argmax(weight > 0)
+    # the first active row, as a count (jnp.argmax inside a scoped enable_x64 under lax.map fails to lower: its
+    # cached @argmax returns i32 where the x64 trace declares i64)
+    start = jnp.sum(jnp.cumsum(weight > 0, dtype=jnp.int32) == 0, dtype=jnp.int32)
     return (jax.lax.dynamic_slice_in_dim(x, start, centres),
             (jax.lax.dynamic_slice_in_dim(weight, start, centres) > 0).astype(x.dtype))
 
