@@ -154,7 +154,9 @@ def n_star_table(df: pd.DataFrame, threshold: float, metric: str = "test_nmse") 
                              censored=cross.censored, n_star_text=cross.text, n_min=int(ns[0]), n_max=int(ns[-1]),
                              error_at_n_max=float(means[-1]), log_n_star_se=math.sqrt(max(var[0], 0.0)),
                              log_n_star_se_test=math.sqrt(max(var[1], 0.0))))
-    return pd.DataFrame(rows, columns=[*keys, *N_STAR_COLUMNS])
+    out = pd.DataFrame(rows, columns=[*keys, *N_STAR_COLUMNS])
+    # no row: typed columns all the same, so that a concat with another table keeps n_star numeric
+    return out if rows else out.astype({c: float for c in N_STAR_COLUMNS if c not in ("censored", "n_star_text")})
 
 
 __all__ = ["Crossing", "N_STAR_COLUMNS", "crossing", "crossings", "log_n_star_variance", "n_star_table"]
