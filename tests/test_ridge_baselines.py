@@ -86,7 +86,7 @@ def test_validation_selection_ignores_nan():
 @pytest.mark.parametrize("call,match", [
     (lambda: ridge.ridge_path(jnp.ones((5, 3)), jnp.ones(4)), "phi must be"),
     (lambda: ridge.ridge_path(jnp.ones((0, 3)), jnp.ones(0)), "non-empty"),
-    (lambda: ridge.ridge_path(jnp.ones((5, 3)), jnp.ones(5), (1e-3, -1.0)), "lambdas must be finite and > 0"),
+    (lambda: ridge.ridge_path(jnp.ones((5, 3)), jnp.ones(5), (1e-3, -1.0)), "lambdas must be finite and >= 0"),
     (lambda: ridge.kernel_ridge_path(jnp.ones((5, 4)), jnp.ones(5)), "square"),
     (lambda: ridge.kernel_ridge_path(jnp.ones((0, 0)), jnp.ones(0)), "non-empty"),
     (lambda: ridge.kernel_ridge_path(jnp.eye(5), jnp.ones(4)), "y must have shape"),
@@ -147,13 +147,111 @@ def test_the_kernel_limit_is_visible():
     assert float(alg.test_nmse) < 0.3
 
 
-# ------------------------------------------------------------------------------------------------ issue 16
-def test_strength_zero_is_rejected_everywhere_with_a_message():
+# ------------------------------------------------------------------------------------------------ issues 16, 23
+def _near_low_rank(seed: int, n: int, m: int, rank: int = 3, noise: float = 1e-3):
+    """ReLU features of a first layer near a ``rank``-dimensional subspace (what one big step produces)."""
+    k1, k2, k3, k4, k5 = jax.random.split(jax.random.key(seed), 5)
+    x = jax.random.normal(k1, (n, 8))
+    W = jax.random.normal(k2, (m, rank)) @ jnp.eye(8)[:rank] + noise * jax.random.normal(k3, (m, 8))
+    phi = jax.nn.relu(x @ W.T + jax.random.normal(k4, (m,)))
+    return phi, x[:, 0] ** 2 - 1 + 0.1 * jax.random.normal(k5, (n,))
+
+
+@given(seed=st.integers(0, 10_000), n=st.sampled_from([24, 40]))
+def test_strength_zero_is_the_minimum_norm_solution(seed, n):
+    """Strength 0 (the ridgeless limit) equals lstsq's minimum-norm solution, in either form and for a kernel."""
+    phi, y = _problem(seed, n=n, m=64)
+    p, yy = np.asarray(phi, np.float64), np.asarray(y, np.float64)
+    ref = np.linalg.lstsq(p, yy, rcond=None)[0]
+    for form in ("primal", "dual"):
+        coef = np.asarray(ridge.ridge_path(phi, y, (0.0, 1e-3), form=form).coef[0], np.float64)
+        np.testing.assert_allclose(p @ coef, p @ ref, rtol=1e-4, atol=1e-4 * np.abs(p @ ref).max())
+    K = jnp.asarray(p @ p.T, jnp.float32)
+    alpha = np.asarray(ridge.kernel_ridge_path(K, y, (0.0,)).coef[0], np.float64)
+    np.testing.assert_allclose(p @ p.T @ alpha, yy, atol=1e-3 * np.abs(yy).max())  # n < m: it interpolates
+
+
+def test_strength_zero_is_refused_where_no_eigendecomposition_reaches_it():
     phi, y = _problem(0)
-    for call in (lambda: ridge.ridge_path(phi, y, (0.0,)), lambda: ridge.kernel_ridge_path(phi @ phi.T, y, (0.0, 1.0)),
-                 lambda: baselines.KernelConfig(lambdas=(0.0,)), lambda: algorithm.Algorithm1Config(lambdas=(0.0,))):
-        with pytest.raises(ValueError, match="strength 0"):
-            call()
+    with pytest.raises(ValueError, match="strength 0"):
+        ridge.ridge_path(phi, y, (0.0, 1.0), solver="cholesky")
+    with pytest.raises(ValueError, match="strength 0"):
+        ridge.check_lambdas((0.0, 1.0), allow_zero=False)
+    assert ridge.resolve_solver("auto", 512, (0.0, 1e-3), "refined") == "eigh"
+
+
+def _factorisations(fn, *args) -> tuple[int, int]:
+    text = str(jax.make_jaxpr(fn)(*args))
+    return text.count("eigh["), text.count("cholesky[")
+
+
+def test_a_long_grid_costs_one_eigendecomposition_whatever_its_length():
+    """The default grid's cost does not grow with its strengths: one eigendecomposition, no Cholesky, for 30 or 100
+    strengths (the head's streamed Gram matrix and the feature paths alike)."""
+    phi, y = _problem(0)
+    long = (0.0,) + tuple(float(v) for v in np.geomspace(1e-10, 1e4, 99))
+    for lams in (ridge.DEFAULT_LAMBDAS, long):
+        for form in ("primal", "dual"):
+            assert _factorisations(lambda p, t: ridge.ridge_path(p, t, lams, form=form).coef, phi, y) == (1, 0)
+
+
+def test_float64_gram_resolves_the_small_strengths_of_learned_features():
+    """At relative strengths 1e-10 .. 1e-7 on nearly low-rank features the float32-formed Gram matrix is dominated by
+    its rounding; the default precision (Gram of the float32 features in float64, one float64 eigendecomposition)
+    matches an exact float64 solve on the same features."""
+    n, m = 1024, 128
+    phi, y = _near_low_rank(0, n, m)
+    lams = (1e-10, 1e-9, 1e-8, 1e-7)
+    p, yy = np.asarray(phi, np.float64), np.asarray(y, np.float64)
+    G, c = p.T @ p, p.T @ yy
+    ref = np.stack([np.linalg.solve(G + lam * np.trace(G) * np.eye(m), c) for lam in lams])
+
+    def error(precision):
+        coef = np.asarray(ridge.ridge_path(phi, y, lams, form="primal", solver="eigh", precision=precision).coef,
+                          np.float64)
+        return np.linalg.norm(p @ (coef - ref).T, axis=0) / np.linalg.norm(p @ ref.T, axis=0)
+
+    refined, single = error("refined"), error("float32")
+    print("refined", refined, "float32", single)
+    assert np.all(refined < 1e-3)
+    assert np.all(single > 10 * refined)
+
+
+def test_head_path_over_the_default_grid_matches_a_float64_solve():
+    """The streamed head (float64 Gram accumulated over chunks, under jit) gives a float64 solve's validation errors
+    at every default strength, the ridgeless limit included."""
+    from reprjax.problem.data import Dataset, sample_roles
+    from reprjax.problem.streams import ArraySource
+    from reprjax.solvers.head import fit_second_layer_stream
+
+    n, d, m = 1200, 8, 48
+    k1, k2, k3 = jax.random.split(jax.random.key(7), 3)
+    x = jax.random.normal(k1, (n, d))
+    y = x[:, 0] * x[:, 1] + 0.1 * jax.random.normal(k3, (n,))
+    params = network.init_symmetric(k2, d, network.NetworkConfig(width=m))
+    roles = sample_roles(n, 0.25)
+    src = ArraySource(Dataset(x=x, y=y, f=y))
+    fit = jax.jit(lambda p: fit_second_layer_stream(p, src, roles.stage2, roles.val, ridge.DEFAULT_LAMBDAS,
+                                                    chunk=256))(params)
+    phi = np.asarray(network.features(params, x), np.float64)
+    yy = np.asarray(y, np.float64)
+    tr, va = slice(roles.stage2.start, roles.stage2.stop), slice(roles.val.start, roles.val.stop)
+    G, c = phi[tr].T @ phi[tr], phi[tr].T @ yy[tr]
+    for i, lam in enumerate(ridge.DEFAULT_LAMBDAS):
+        a = np.linalg.lstsq(phi[tr], yy[tr], rcond=None)[0] if lam == 0 else \
+            np.linalg.solve(G + lam * np.trace(G) * np.eye(m), c)
+        val = np.mean((phi[va] @ a - yy[va]) ** 2)
+        np.testing.assert_allclose(float(fit.val_mse[i]), val, rtol=1e-3)
+
+
+def test_an_edge_choice_at_the_ridgeless_limit_counts_as_resolved():
+    from reprjax.methods.contract import edge_validation_drop
+
+    lams = jnp.asarray((0.0, 1e-10, 1e-5, 1.0))
+    val = jnp.asarray((0.10, 0.2, 0.3, 0.4))
+    assert float(edge_validation_drop(lams, val, jnp.asarray(0))) == 0.0
+    positive = jnp.asarray((1e-10, 1e-9, 1e-5, 1.0))
+    assert float(edge_validation_drop(positive, val, jnp.asarray(0))) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("precision", ["float32", "refined"])

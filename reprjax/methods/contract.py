@@ -82,7 +82,8 @@ def edge_validation_drop(lambdas: Float[Array, " L"], val_mse: Float[Array, " L"
     """For a strength chosen at an edge of its grid, ``(val[neighbour] - val[chosen]) / val[chosen]``: how much the
     validation error still fell over the grid's last step (0 inside the grid or for one strength).  A drop below
     ~1e-3 means the error had levelled off and the edge choice costs nothing; a larger one means the grid stops too
-    soon (:func:`reprjax.report.tables.strength_edges` counts such runs)."""
+    soon (:func:`reprjax.report.tables.strength_edges` counts such runs).  Strength 0 is the ridgeless limit itself:
+    nothing lies beyond it, so a choice there gives 0 (resolved)."""
     size = lambdas.shape[-1]
     if size == 1:
         return jnp.asarray(0.0, jnp.float32)
@@ -92,7 +93,7 @@ def edge_validation_drop(lambdas: Float[Array, " L"], val_mse: Float[Array, " L"
     drop_low = (val_mse[order[1]] - chosen) / scale
     drop_high = (val_mse[order[-2]] - chosen) / scale
     drop = jnp.where(index == order[0], drop_low, jnp.where(index == order[-1], drop_high, 0.0))
-    return drop.astype(jnp.float32)
+    return jnp.where(lambdas[index] == 0, 0.0, drop).astype(jnp.float32)
 
 
 def summarise_run(errors: HeldOutErrors, head: HeadFit, align: Array) -> Metrics:

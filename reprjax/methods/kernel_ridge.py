@@ -37,15 +37,16 @@ from reprjax.network import init_symmetric
 from reprjax.solvers.head import HeadFit
 from reprjax.problem.targets import MultiIndexTarget
 
-#: Relative ridge strengths for kernels (multiples of tr(K)/n).  1e-6 is on the grid because the validation error of
-#: the infinite NTK with bias still falls from 1e-5 to 1e-6 at d = 8 (docs/kernels_at_scale.md, "Kernel ridge
-#: strengths").
-KERNEL_LAMBDAS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+#: Relative ridge strengths for the exact kernel solver (multiples of tr(K)/n), 1e-9 .. 1: the validation error of
+#: the eNTK and the infinite NTK keeps falling below 1e-6 and is within 1e-4 of its limit by 1e-9 where the
+#: interpolant is best, the float32 and a float64 kernel matrix giving the same path (docs/measurements.md, "Ridge
+#: strengths").  The solver takes the
+#: cheaper of one eigendecomposition and one Cholesky per strength (:func:`reprjax.solvers.ridge.pick_solver`).
+KERNEL_LAMBDAS: tuple[float, ...] = tuple(10.0**e for e in range(-9, 1))
 #: The Nystrom solver's default grid reaches 1e-10: its normal equations and solve are float64, and with ``n >> M``
 #: the validation error keeps falling below 1e-6 and levels off near 1e-9 (d = 16, n = 16,384, M = 9690: test
-#: error 0.297 at 1e-6, 0.281 from 1e-9 down; docs/kernels_at_scale.md, "Kernel ridge strengths").  The exact
-#: solver stops at 1e-6, where the float32 rounding of the n x n kernel matrix starts to matter.
-NYSTROM_LAMBDAS: tuple[float, ...] = (1e-10, 1e-9, 1e-8, 1e-7) + KERNEL_LAMBDAS
+#: error 0.297 at 1e-6, 0.281 from 1e-9 down; docs/kernels_at_scale.md, "Kernel ridge strengths").
+NYSTROM_LAMBDAS: tuple[float, ...] = (1e-10,) + KERNEL_LAMBDAS
 
 #: Kernel ridge solvers: ``exact`` factorises the ``n x n`` kernel (:func:`reprjax.solvers.ridge.kernel_ridge_path`),
 #: ``nystrom`` solves on ``centres`` Nystrom centres in ``O(block M + M^2)`` memory (:mod:`reprjax.solvers.nystrom`),

@@ -4,9 +4,11 @@ strength on validation samples (docs/setting.md, "Algorithm 1", step 3).
 Two solvers of the same convex problem ``min_a (1/n) sum_i (a . phi_i - y_i)^2 + lam ||a||^2``:
 
 * ``ridge``: the closed form for the whole grid of ``lam`` at once (:mod:`reprjax.solvers.ridge`).  In primal form the
-  ``m x m`` Gram matrix ``Phi^T W Phi`` and right-hand side ``Phi^T W y`` are accumulated over chunks of samples
-  streamed from a source (:mod:`reprjax.problem.streams`); the dual form (``n <= m``) holds the ``n x m`` features, at
-  most ``m x m``.
+  ``m x m`` Gram matrix ``Phi^T W Phi`` and right-hand side ``Phi^T W y`` of the float32 features are accumulated in
+  float64 (unless ``precision="float32"``) over chunks of samples streamed from a source
+  (:mod:`reprjax.problem.streams`), and one float64 eigendecomposition serves every strength of a long grid, the
+  ridgeless limit 0 included (docs/measurements.md, "Ridge strengths"); the dual form (``n <= m``) holds the ``n x m``
+  features, at most ``m x m``, and does the same with the ``n x n`` Gram matrix.
 * ``gd``: ``steps`` of full-batch gradient descent with weight decay through optax (the paper's form), from
   ``a = 0`` with step ``1 / L`` (``L = 2 (s_max / n + lam)``, ``s_max`` by power iteration), for every ``lam``
   of the grid (vmapped).  The full-batch loss is a quadratic form in the same Gram matrix, so each step costs
@@ -77,6 +79,13 @@ def _gd_path(gram: Array, moment: Array, n_eff: Array, lam: Array, steps: int) -
     return jax.vmap(one)(lam)
 
 
+def _moments(params: TwoLayerParams, b: Dataset, w: Array, act: str, dtype) -> tuple[Array, Array, Array]:
+    """``Phi^T W Phi``, ``Phi^T W y`` and ``sum w`` of one block, the float32 features' products summed in ``dtype``."""
+    phi = features(params, b.x, act).astype(dtype)
+    phiw = phi * w.astype(dtype)[:, None]
+    return phiw.T @ phi, phiw.T @ b.y.astype(dtype), jnp.sum(w.astype(dtype))
+
+
 def fit_second_layer_stream(
     params: TwoLayerParams,
     source: SampleSource,
@@ -115,19 +124,16 @@ def fit_second_layer_stream(
         path = ridge.ridge_path(features(params, block.x, act), block.y, lambdas, sample_weight=train.weight,
                                 form="dual", solver=solver, precision=precision)
         coef, lam = path.coef, path.lambdas
-    else:
-
-        def moments(b: Dataset, w: Array):
-            phi = features(params, b.x, act) * w[:, None]
-            return phi.T @ phi, phi.T @ b.y, jnp.sum(w)
-
-        gram, moment, n_eff = stream_sum(moments, source, train, chunk)
-        if head == "ridge":
+    elif head == "ridge":  # the Gram matrix of the float32 features accumulated in float64 (solvers/ridge.py)
+        with ridge.precision_scope(precision):
+            dt = ridge.gram_dtype(precision)
+            gram, moment, n_eff = stream_sum(lambda b, w: _moments(params, b, w, act, dt), source, train, chunk)
             path = ridge.ridge_from_gram(gram, moment, n_eff, lambdas, solver, precision)
-            coef, lam = path.coef, path.lambdas
-        else:
-            lam = ridge.absolute_lambdas(lambdas, jnp.trace(gram), n_eff)
-            coef = _gd_path(gram, moment, n_eff, lam, gd_steps)
+        coef, lam = path.coef, path.lambdas
+    else:
+        gram, moment, n_eff = stream_sum(lambda b, w: _moments(params, b, w, act, jnp.float32), source, train, chunk)
+        lam = ridge.absolute_lambdas(lambdas, jnp.trace(gram), n_eff)
+        coef = _gd_path(gram, moment, n_eff, lam, gd_steps)
 
     def val_errors(b: Dataset, w: Array):
         err = features(params, b.x, act) @ coef.T - b.y[:, None]

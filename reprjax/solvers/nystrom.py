@@ -243,7 +243,7 @@ def nystrom_ridge_path(
     check_centres(centres, n)
     _validate.check_int("block", block, low=1)
     _validate.check_choice("kernel_dtype", kernel_dtype, KERNEL_DTYPES)
-    ridge.check_lambdas(lambdas)
+    ridge.check_lambdas(lambdas, allow_zero=False)  # its normal equations are singular at strength 0
     _validate.check_finite_array("x", x)
     _validate.check_finite_array("y", y)
     with jax.enable_x64(True):

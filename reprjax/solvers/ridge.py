@@ -11,22 +11,25 @@ predictions ``K(x, X) alpha``.
 Scale-free grids: ``lambdas`` are given relative to ``tr(K) / n`` (the mean squared feature norm, equal to
 ``tr(Phi^T W Phi) / n``), so one grid suits features of any scale; the absolute values used are returned.
 
-Precision: the Gram matrix is formed in float32 (the heavy matmul).  Solving it needs more care: after the first
-step the features live near a low-dimensional subspace and ``Phi^T Phi`` is numerically singular (condition
-~1e16), so the small eigen-directions dominate the solution at small ``lam``.  Three precisions (measured at
-``n = 8192``, ``m = 1024`` on such features, relative prediction error against an exact solve of the same system,
-at ``lam_rel = 1e-6`` / ``1e-5``):
+Precision (docs/measurements.md, "Ridge precision" and "Ridge strengths").  After the first step the features live
+near a low-dimensional subspace and ``Phi^T Phi`` is numerically singular in float32, so the small eigen-directions
+dominate the solution at small ``lam``; the validation error of Algorithm 1 keeps changing down to relative strengths
+~1e-9, far below what a float32 Gram matrix resolves (its rounding, ~1e-7 of its norm, swamps every eigenvalue below).
+So the feature paths (:func:`ridge_path`, and the head's streamed Gram in :mod:`reprjax.solvers.head`) form the Gram
+matrix of the float32 features in float64 unless ``precision="float32"`` (the exact Gram of the stored features:
+eigenvalues resolved down to ~1e-13 of the largest).  Factorising, by ``precision``:
 
-* ``float64``: factorise in float64 inside a scoped ``jax.enable_x64`` (the library never flips the global flag):
-  8e-5 / 8e-6;
-* ``float32``: factorise in float32 (eigenvalues floored at 0): 6e-3 / 8e-4 (eigh), 3e-4 / 3e-5 (Cholesky);
-* ``refined`` (the default): factorise in float32, then :data:`REFINEMENT_STEPS` steps of iterative refinement
-  with float64 residuals, each ``O(L k^2)``; a step is kept only where it lowers the residual.  8e-5 / 8e-6, the
-  float64 answer, at the float32 factorisation's price (on 2 CPU cores a 256 x 256 float64 eigh takes about twice
-  as long as the float32 one).  Below ``lam_rel ~ 1e-7`` no precision helps much: the float32 rounding of the Gram
-  matrix itself (1e-3 there) dominates.
+* ``float64``: in float64 inside a scoped ``jax.enable_x64`` (the library never flips the global flag);
+* ``float32``: in float32 (eigenvalues floored at 0; the Gram formed in float32 too);
+* ``refined`` (the default): a grid long enough for one eigendecomposition (:func:`pick_solver`, or any grid holding
+  strength 0) takes it in float64, once -- every strength then costs ``O(k^2)``, down to the ridgeless limit.  A short
+  grid factorises in float32 per strength (Cholesky) and runs :data:`REFINEMENT_STEPS` steps of iterative refinement
+  with float64 residuals, reaching the float64 answer at relative strengths down to ~1e-6 (8e-5 / 8e-6 relative
+  prediction error at 1e-6 / 1e-5, n = 8192, m = 1024) at the float32 price.
 
-tests/test_ridge_baselines.py checks this ordering.
+Strength 0 is the ridgeless limit: the minimum-norm solution, from the eigendecomposition with eigenvalues below
+``k eps ||G||`` (the rounding of the Gram matrix) treated as zero.  tests/test_ridge_baselines.py and
+tests/test_algorithm.py check these paths against float64 solves.
 """
 
 from __future__ import annotations
@@ -43,8 +46,11 @@ from jaxtyping import Array, Float
 from reprjax import _validate
 from reprjax.maths import lapack as _lapack
 
-#: Default grid of relative ridge strengths (multiples of tr(K)/n).
-DEFAULT_LAMBDAS: tuple[float, ...] = tuple(float(v) for v in np.geomspace(1e-6, 1e1, 15))
+#: Default grid of relative ridge strengths (multiples of tr(K)/n): the ridgeless limit 0, then 1e-10 to 1e4 at two
+#: per decade (30 strengths, one eigendecomposition).  Measured along the whole path of Algorithm 1's head
+#: (docs/measurements.md, "Ridge strengths"): the validation error is lowest anywhere from the limit to 1e-2, is within
+#: 1e-4 of the limit by 1e-10 where the limit is best, and changes by < 1e-3 per step above 1e3.
+DEFAULT_LAMBDAS: tuple[float, ...] = (0.0,) + tuple(float(v) for v in np.geomspace(1e-10, 1e4, 29))
 
 SOLVERS = ("auto", "eigh", "cholesky")
 
@@ -67,18 +73,19 @@ def pick_solver(k: int, strengths: int, precision: str = "refined") -> str:
     limit = small if k <= size else large
     return "cholesky" if strengths <= limit else "eigh"
 
+
 #: Steps of iterative refinement for ``precision="refined"`` (measured in tests/test_ridge_baselines.py: the error
-#: against the float64 factorisation falls by about 10x per step at the smallest default strength).
+#: against the float64 factorisation falls by about 10x per step at relative strength 1e-6).
 REFINEMENT_STEPS = 6
 
 
-def check_lambdas(lambdas: tuple[float, ...] | Float[Array, " L"], name: str = "lambdas") -> None:
-    """Each ridge strength must be finite and > 0.
+def check_lambdas(lambdas: tuple[float, ...] | Float[Array, " L"], name: str = "lambdas",
+                  allow_zero: bool = True) -> None:
+    """Each ridge strength must be finite and >= 0 (> 0 with ``allow_zero=False``).
 
-    Strength 0 (the minimum-norm interpolant) is rejected: through the normal equations it is not computable to
-    any useful accuracy here -- the Gram matrix squares the features' condition number, and after the first step
-    (condition ~1e8) its small eigenvalues are float32 round-off, so the eigenvalue path gives a solution far
-    from ``lstsq``'s (relative error 0.13 measured) and the Cholesky path NaN.  Use a small positive strength.
+    Strength 0 is the ridgeless limit (the minimum-norm solution), which only an eigendecomposition reaches
+    (module docstring): solvers that factorise per strength (Nystrom's normal equations, Falkon) pass
+    ``allow_zero=False``.
     """
     if _validate.is_concrete(lambdas) or isinstance(lambdas, (tuple, list)):
         try:
@@ -87,18 +94,40 @@ def check_lambdas(lambdas: tuple[float, ...] | Float[Array, " L"], name: str = "
             raise ValueError(f"{name} must be a sequence of numbers, got {lambdas!r}") from None
         if arr.size == 0:
             raise ValueError(f"{name} must hold at least one value")
-        if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-            raise ValueError(f"{name} must be finite and > 0 (allowed range (0, inf); strength 0, the minimum-norm "
-                             f"interpolant, is not supported: use e.g. 1e-8), got {arr.tolist()}")
+        if allow_zero and (not np.all(np.isfinite(arr)) or np.any(arr < 0)):
+            raise ValueError(f"{name} must be finite and >= 0 (allowed range [0, inf); 0 is the ridgeless limit), "
+                             f"got {arr.tolist()}")
+        if not allow_zero and (not np.all(np.isfinite(arr)) or np.any(arr <= 0)):
+            raise ValueError(f"{name} must be finite and > 0 (allowed range (0, inf); strength 0, the ridgeless "
+                             f"limit, needs an eigendecomposition: use e.g. 1e-10), got {arr.tolist()}")
 
 
-def _precision_scope(precision: str):
+def has_zero(lambdas: tuple[float, ...] | Float[Array, " L"]) -> bool:
+    """Whether a concrete grid holds strength 0 (a traced grid: ``False``, its zeros are still solved as limits)."""
+    if _validate.is_concrete(lambdas) or isinstance(lambdas, (tuple, list)):
+        return bool(np.any(np.asarray(lambdas, dtype=np.float64) == 0))
+    return False
+
+
+def precision_scope(precision: str):
+    """A scoped ``jax.enable_x64`` where ``precision`` forms or factorises anything in float64 (else a no-op)."""
     _validate.check_choice("precision", precision, PRECISIONS)
     return jax.enable_x64(True) if precision in ("float64", "refined") else contextlib.nullcontext()
 
 
-def _solve_dtype(precision: str):
-    return jnp.float64 if precision == "float64" else jnp.float32
+def gram_dtype(precision: str):
+    """dtype of the Gram matrices of float32 features: float64 unless ``precision="float32"`` (module docstring).
+    Arrays of that dtype exist only inside :func:`precision_scope`."""
+    _validate.check_choice("precision", precision, PRECISIONS)
+    return jnp.float32 if precision == "float32" else jnp.float64
+
+
+def _factor_dtype(precision: str, solver: str, given):
+    """float64 / float32 as asked; ``refined``: a Cholesky in float32, an eigendecomposition in the dtype the matrix
+    was formed in (a float32 one is then refined)."""
+    if precision != "refined":
+        return jnp.float64 if precision == "float64" else jnp.float32
+    return jnp.float32 if solver == "cholesky" else jnp.dtype(given)
 
 
 def absolute_lambdas(
@@ -106,7 +135,7 @@ def absolute_lambdas(
 ) -> Float[Array, " L"]:
     """Relative strengths times ``tr(K) / n`` (``tr(K) = tr(Phi^T W Phi)``, the summed squared feature norms)."""
     check_lambdas(lambdas)
-    return jnp.asarray(lambdas, jnp.float32) * (trace / n_eff)
+    return jnp.asarray(lambdas, trace.dtype) * (trace / n_eff)
 
 
 @struct.dataclass
@@ -122,13 +151,18 @@ class RidgePath:
     lambdas: Float[Array, " L"]
 
 
-def _inverse_eigh(g: Array, s: Array):
-    """From one eigendecomposition of ``g``: ``r (L, k) -> (g + s_l I)^{-1} r_l`` for every shift ``s_l``."""
+def _inverse_eigh(g: Array, s: Array, eps: float):
+    """From one eigendecomposition of ``g``: ``r (L, k) -> (g + s_l I)^{-1} r_l`` for every shift ``s_l``.
+
+    A zero shift gives the minimum-norm solution: eigenvalues below ``k eps`` of the largest (``eps`` the unit
+    round-off of ``g`` as it was formed) count as null directions there.
+    """
     evals, evecs = _lapack.eigh(g)
     evals = jnp.maximum(evals, 0.0)  # PSD by construction: clip round-off below zero
+    floor = g.shape[0] * eps * jnp.max(evals)
     denom = evals[None, :] + s[:, None]
-    # a zero denominator (shift 0 on a null direction) gives the minimum-norm solution
-    inv = jnp.where(denom > 0, 1.0 / jnp.where(denom > 0, denom, 1.0), 0.0)
+    keep = denom > jnp.where(s[:, None] > 0, 0.0, floor)
+    inv = jnp.where(keep, 1.0 / jnp.where(keep, denom, 1.0), 0.0)
     return lambda r: ((r @ evecs) * inv) @ evecs.T
 
 
@@ -161,45 +195,51 @@ def solve_psd_path(
 ) -> Float[Array, "L k"]:
     """``(gram + shift_l I)^{-1} rhs`` for every shift, from one eigendecomposition or one Cholesky per shift.
 
-    ``eigh`` costs about ``9 k^3`` FLOPs once, then ``O(k^2)`` per shift; ``cholesky`` costs ``k^3 / 3`` per shift;
-    ``auto`` follows :func:`pick_solver`.  ``precision``: ``float64`` factorises in float64; ``float32`` in float32;
-    ``refined`` factorises in float32 and runs :data:`REFINEMENT_STEPS` steps of iterative refinement with float64
-    residuals (``O(L k^2)`` each), reaching the float64 answer at the float32 price (module docstring).  Returns
-    float32.
+    ``eigh`` costs about ``9 k^3`` FLOPs once, then ``O(k^2)`` per shift (a zero shift: the minimum-norm solution);
+    ``cholesky`` costs ``k^3 / 3`` per shift; ``auto`` follows :func:`pick_solver`.  ``precision``: ``float64``
+    factorises in float64; ``float32`` in float32; ``refined`` takes the eigendecomposition in float64 and refines
+    float32 Choleskys with :data:`REFINEMENT_STEPS` steps of float64 residuals (module docstring).  A float64
+    ``gram`` (formed inside :func:`precision_scope`) is used as it is.  Returns float32.
     """
+    with precision_scope(precision):
+        return _solve_psd_path(gram, rhs, shifts, solver, precision).astype(jnp.float32)
+
+
+def _eps(a: Array) -> float:
+    return float(jnp.finfo(a.dtype).eps)
+
+
+def _solve_psd_path(gram: Array, rhs: Array, shifts: Array, solver: str, precision: str) -> Array:
+    """:func:`solve_psd_path` in the factorisation's dtype (call inside :func:`precision_scope`)."""
     _validate.check_choice("solver", solver, SOLVERS)
     if solver == "auto":
         solver = pick_solver(gram.shape[0], shifts.shape[0], precision)
-    refine = precision == "refined"
-    factor_precision = "float32" if refine else precision
-    with _precision_scope(precision):
-        dt = _solve_dtype(factor_precision)
-        g = gram.astype(dt)
-        g = 0.5 * (g + g.T)
-        b = rhs.astype(dt)
-        s = shifts.astype(dt)
+    dt = _factor_dtype(precision, solver, gram.dtype)
+    refine = precision == "refined" and dt == jnp.float32
+    g = gram.astype(dt)
+    g = 0.5 * (g + g.T)
+    b = rhs.astype(dt)
+    s = shifts.astype(dt)
+    g64 = b64 = s64 = None
+    if refine:  # residuals against the matrix as given (float64 when formed so)
+        g64 = gram.astype(jnp.float64)
+        g64, b64, s64 = 0.5 * (g64 + g64.T), rhs.astype(jnp.float64), shifts.astype(jnp.float64)
+    if solver == "eigh":
+        inverse = _inverse_eigh(g, s, _eps(gram))
+        coef = inverse(jnp.broadcast_to(b, (s.shape[0], b.shape[0])))
+        return _refine(inverse, g64, b64, s64, coef.astype(jnp.float64), REFINEMENT_STEPS) if refine else coef
+    eye = jnp.eye(g.shape[0], dtype=dt)
+
+    def one(i):
+        factor = _lapack.cholesky(g + s[i] * eye)
+        a = _lapack.cho_solve(factor, b)
         if refine:
-            g64, b64, s64 = (v.astype(jnp.float64) for v in (g, b, s))
-        if solver == "eigh":
-            inverse = _inverse_eigh(g, s)
-            coef = inverse(jnp.broadcast_to(b, (s.shape[0], b.shape[0])))
-            if refine:
-                coef = _refine(inverse, g64, b64, s64, coef.astype(jnp.float64), REFINEMENT_STEPS)
-        else:
-            eye = jnp.eye(g.shape[0], dtype=dt)
+            a = _refine(lambda r: _lapack.cho_solve(factor, r[0])[None], g64, b64, s64[i][None],
+                        a.astype(jnp.float64)[None], REFINEMENT_STEPS)[0]
+        return a
 
-            def one(i):
-                factor = _lapack.cholesky(g + s[i] * eye)
-                a = _lapack.cho_solve(factor, b)
-                if refine:
-                    a = _refine(lambda r: _lapack.cho_solve(factor, r[0])[None], g64, b64, s64[i][None],
-                                a.astype(jnp.float64)[None], REFINEMENT_STEPS)[0]
-                return a
-
-            coef = jax.lax.map(one, jnp.arange(s.shape[0]))
-            coef = _retry_failed_factorisations(coef, g, b, s, g64 if refine else None, b64 if refine else None,
-                                                s64 if refine else None)
-        return coef.astype(jnp.float32)
+    coef = jax.lax.map(one, jnp.arange(s.shape[0]))
+    return _retry_failed_factorisations(coef, g, b, s, g64, b64, s64)
 
 
 def _retry_failed_factorisations(coef: Array, g: Array, b: Array, s: Array, g64: Array | None, b64: Array | None,
@@ -213,13 +253,26 @@ def _retry_failed_factorisations(coef: Array, g: Array, b: Array, s: Array, g64:
     bad = ~jnp.all(jnp.isfinite(coef), axis=1)
 
     def retry(coef):
-        inverse = _inverse_eigh(g, s)
+        inverse = _inverse_eigh(g, s, float(jnp.finfo(g.dtype).eps))
         again = inverse(jnp.broadcast_to(b, (s.shape[0], b.shape[0])))
         if g64 is not None:
             again = _refine(inverse, g64, b64, s64, again.astype(jnp.float64), REFINEMENT_STEPS)
         return jnp.where(bad[:, None], again.astype(coef.dtype), coef)
 
     return jax.lax.cond(jnp.any(bad), retry, lambda c: c, coef)
+
+
+def resolve_solver(solver: str, k: int, lambdas: tuple[float, ...] | Float[Array, " L"], precision: str) -> str:
+    """The solver a grid of ``lambdas`` on a ``k x k`` system gets: :func:`pick_solver` for ``auto``, ``eigh``
+    for any grid holding strength 0 (which a Cholesky cannot reach)."""
+    _validate.check_choice("solver", solver, SOLVERS)
+    zero = has_zero(lambdas)
+    if solver == "cholesky" and zero:
+        raise ValueError("solver='cholesky' cannot reach strength 0 (the ridgeless limit): use solver='eigh' or "
+                         "'auto', or a grid of positive strengths")
+    if solver != "auto":
+        return solver
+    return "eigh" if zero else pick_solver(k, int(np.size(lambdas)), precision)
 
 
 def ridge_from_gram(
@@ -230,9 +283,17 @@ def ridge_from_gram(
     solver: str = "auto",
     precision: str = "refined",
 ) -> RidgePath:
-    """Primal ridge path from ``G = Phi^T W Phi``, ``c = Phi^T W y`` and ``n = sum w`` (e.g. accumulated in chunks)."""
-    lam = absolute_lambdas(lambdas, jnp.trace(gram), n_eff)
-    return RidgePath(coef=solve_psd_path(gram, moment, n_eff * lam, solver, precision), lambdas=lam)
+    """Primal ridge path from ``G = Phi^T W Phi``, ``c = Phi^T W y`` and ``n = sum w`` (e.g. accumulated in chunks).
+
+    Pass a float64 ``G`` (formed inside :func:`precision_scope`, dtype :func:`gram_dtype`) for strengths below
+    ~1e-7 (module docstring).  Returns float32 coefficients and strengths.
+    """
+    check_lambdas(lambdas)
+    solver = resolve_solver(solver, gram.shape[0], lambdas, precision)
+    with precision_scope(precision):
+        lam = absolute_lambdas(lambdas, jnp.trace(gram), n_eff)
+        coef = _solve_psd_path(gram, moment, n_eff * lam, solver, precision)
+        return RidgePath(coef=coef.astype(jnp.float32), lambdas=lam.astype(jnp.float32))
 
 
 def ridge_path(
@@ -246,16 +307,19 @@ def ridge_path(
 ) -> RidgePath:
     """Feature ridge for a grid of relative strengths; returns primal coefficients ``(L, m)`` in either form.
 
+    The Gram matrix (``m x m`` primal, ``n x n`` dual) of the features is formed in float64 unless
+    ``precision="float32"`` (module docstring).
+
     Args:
       phi: design matrix (features).
       y: targets.
-      lambdas: relative ridge strengths (multiples of ``tr(Phi^T W Phi)/n``), each >= 0.
+      lambdas: relative ridge strengths (multiples of ``tr(Phi^T W Phi)/n``), each >= 0 (0: the minimum-norm
+        solution).
       sample_weight: optional 0/1 mask of the samples to use.
       form: ``primal`` (``m x m`` system, for ``n > m``), ``dual`` (``n x n``), or ``auto`` (the smaller).
       solver: ``eigh`` (one eigendecomposition for the grid), ``cholesky`` (one factorisation per strength) or
-        ``auto`` (Cholesky for short grids, see :func:`pick_solver`).
-      precision: ``refined`` (float32 factorisation refined to the float64 answer, the default), ``float64`` or
-        ``float32`` (module docstring).
+        ``auto`` (Cholesky for short grids of positive strengths, see :func:`resolve_solver`).
+      precision: ``refined`` (the default), ``float64`` or ``float32`` (module docstring).
     """
     _validate.check_choice("form", form, ("auto", "primal", "dual"))
     if phi.ndim != 2 or y.shape != phi.shape[:1]:
@@ -264,15 +328,18 @@ def ridge_path(
         raise ValueError(f"phi must be non-empty, got shape {phi.shape}")
     check_lambdas(lambdas)
     n, m = phi.shape
-    w = jnp.ones((n,), phi.dtype) if sample_weight is None else sample_weight.astype(phi.dtype)
-    n_eff = jnp.sum(w)
-    if form == "primal" or (form == "auto" and n > m):
-        phiw = phi * w[:, None]
-        return ridge_from_gram(phiw.T @ phi, phiw.T @ y, n_eff, lambdas, solver, precision)
-    path = kernel_ridge_path(phi @ phi.T, y, lambdas, sample_weight=sample_weight, solver=solver,
-                             precision=precision)
-    # push-through identity: a = Phi^T alpha, with alpha = 0 on masked samples
-    return RidgePath(coef=path.coef @ phi, lambdas=path.lambdas)
+    primal = form == "primal" or (form == "auto" and n > m)
+    solver = resolve_solver(solver, m if primal else n, lambdas, precision)
+    with precision_scope(precision):
+        dt = gram_dtype(precision)
+        p, yy = phi.astype(dt), y.astype(dt)
+        w = jnp.ones((n,), dt) if sample_weight is None else sample_weight.astype(dt)
+        if primal:
+            pw = p * w[:, None]
+            return ridge_from_gram(pw.T @ p, pw.T @ yy, jnp.sum(w), lambdas, solver, precision)
+        alpha, lam = _kernel_path(p @ p.T, yy, lambdas, sample_weight, solver, precision)
+        # push-through identity: a = Phi^T alpha, with alpha = 0 on masked samples
+        return RidgePath(coef=(alpha.astype(dt) @ p).astype(jnp.float32), lambdas=lam.astype(jnp.float32))
 
 
 def kernel_ridge_path(
@@ -287,7 +354,8 @@ def kernel_ridge_path(
 
     ``sample_weight`` is a 0/1 mask (general weights are not supported in dual form).  With a mask the masked samples
     get ``alpha_i = 0`` and do not influence the others.  Predictions at new points are ``K(x, X) @ coef.T`` (shape
-    ``(n_new, L)``).
+    ``(n_new, L)``).  Strength 0 gives the minimum-norm interpolant, with eigenvalues of ``K`` below its rounding
+    (``n eps`` of the largest, ``eps`` of ``K``'s dtype) as null directions.
     """
     if K.ndim != 2 or K.shape[0] != K.shape[1]:
         raise ValueError(f"K must be a square (n, n) matrix, got shape {K.shape}")
@@ -296,13 +364,21 @@ def kernel_ridge_path(
     if y.shape != K.shape[:1]:
         raise ValueError(f"y must have shape ({K.shape[0]},) to match K, got {y.shape}")
     check_lambdas(lambdas)
+    solver = resolve_solver(solver, K.shape[0], lambdas, precision)
+    with precision_scope(precision):
+        coef, lam = _kernel_path(K, y, lambdas, sample_weight, solver, precision)
+        return RidgePath(coef=coef.astype(jnp.float32), lambdas=lam.astype(jnp.float32))
+
+
+def _kernel_path(K: Array, y: Array, lambdas, sample_weight: Array | None, solver: str, precision: str):
+    """``(alpha (L, n), absolute strengths)`` in the factorisation's dtype (inside :func:`precision_scope`)."""
     n = K.shape[0]
     w = jnp.ones((n,), K.dtype) if sample_weight is None else sample_weight.astype(K.dtype)
     n_eff = jnp.sum(w)
     Kw = K * w[:, None] * w[None, :]
     lam = absolute_lambdas(lambdas, jnp.trace(Kw), n_eff)
-    coef = solve_psd_path(Kw, y * w, n_eff * lam, solver, precision)
-    return RidgePath(coef=coef * w[None, :], lambdas=lam)
+    coef = _solve_psd_path(Kw, y.astype(K.dtype) * w, n_eff * lam, solver, precision)
+    return coef * w[None, :].astype(coef.dtype), lam
 
 
 def validation_mse(
