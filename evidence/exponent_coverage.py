@@ -50,6 +50,16 @@ def cost(repeats: int = 3) -> None:
         print(f"family_exponents, {len(dims)} dims x 8 n x 3 seeds, n_boot 1000: {statistics.median(times):.2f} s")
 
 
+def misfits(tables: int = 200) -> None:
+    """Percentiles (50, 90, 95, 99, 100) of :func:`reprjax.report.collapse.misfit` at the fit on power-law tables."""
+    rng = np.random.default_rng(99)
+    for kw in (dict(a_true=2.0), dict(a_true=3.0, dims=(16, 32, 64, 128), x0=1 / 8),
+               dict(a_true=2.0, dims=(8, 16, 32, 64, 128))):
+        values = [collapse.bootstrap_collapse(curves_of(power_law_table(rng, **kw)), n_boot=0)["collapse_misfit"]
+                  for _ in range(tables)]
+        print(f"misfit {kw}: percentiles 50/90/95/99/100 {np.percentile(values, [50, 90, 95, 99, 100]).round(2)}")
+
+
 def main(tables: int = 200, boot: int = 200) -> None:
     roofline = harness.matmul_roofline()
     print(f"matmul roofline {roofline['gflops']:.1f} GFLOP/s (float32 {roofline['size']}^3)")
@@ -79,6 +89,7 @@ def main(tables: int = 200, boot: int = 200) -> None:
             else:
                 print(f"  {label} never fitted")
         sys.stdout.flush()
+    misfits()
     cost()
     roofline = harness.matmul_roofline()
     print(f"matmul roofline at the end {roofline['gflops']:.1f} GFLOP/s")

@@ -135,3 +135,14 @@ def test_failed_runs_leave_finite_intervals_and_one_seed_prints_no_interval():
     assert all(math.isfinite(out[k]) for k in ("exponent", "low", "high", "collapse", "collapse_low", "collapse_high"))
     lines = exponent_text.exponent_lines(exponents.exponent_table(power_law_table(rng, seeds=1), 0.25, n_boot=20))
     assert "nan" not in "\n".join(lines) and "(no interval: fewer than 2 seeds)" in lines[0]
+
+
+def test_curves_that_do_not_collapse_are_flagged_by_their_misfit():
+    rng = np.random.default_rng(8)
+    good = power_law_table(rng, sigma=0.05)
+    bent = good.assign(test_nmse=np.where(good["d"] == 64, good["test_nmse"] ** 2.0, good["test_nmse"]))  # steeper
+    fits = {name: exponents.family_exponents(df, "m", 0.25, n_boot=20) for name, df in (("good", good),
+                                                                                        ("bent", bent))}
+    assert fits["good"]["collapse_misfit"] < collapse.MISFIT_LIMIT < fits["bent"]["collapse_misfit"]
+    assert "do not fall on one curve" in exponent_text.collapse_text(pd.Series(fits["bent"]))
+    assert "do not fall on one curve" not in exponent_text.collapse_text(pd.Series(fits["good"]))

@@ -38,6 +38,9 @@ A_GRID = np.round(np.arange(0.0, 8.0 + 1e-9, 0.1), 10)
 #: A curve enters the collapse when it falls by more than this many standard errors (:func:`falls`;
 #: docs/measurements.md, "Exponent intervals: coverage").
 FLAT_DROP = 5.0
+#: A collapse whose loss exceeds this many times what seed noise alone gives is no collapse (:func:`misfit`: 99th
+#: percentile 2.4 - 3.7 on synthetic power-law tables at 3 seeds; docs/measurements.md, "Exponent intervals").
+MISFIT_LIMIT = 5.0
 
 
 def collapse_loss(a: Float[np.ndarray, "B K"], log_ns: Sequence[Float[np.ndarray, " J"]],
@@ -157,6 +160,22 @@ def falls(values: Float[np.ndarray, "S J"], drop: float = FLAT_DROP) -> bool:
     return float(np.ptp(log_means)) > drop * (pooled if math.isfinite(pooled) else 0.0)
 
 
+def misfit(log_ns: Sequence[Float[np.ndarray, " J"]], log_dims: Float[np.ndarray, " D"],
+           curves: Sequence[Float[np.ndarray, "S J"]], a: float, min_overlap: int = 2) -> float:
+    """The collapse loss at ``a`` over what the seed noise alone would give: twice the mean variance of a log seed
+    mean (two curves' points differ by both their errors), each point's variance its seed variance over ``s``.
+    About 1 when the curves fall on one curve up to noise; nan without a seed spread."""
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = [np.nanmean(v, axis=0) for v in curves]
+        rel = np.concatenate([np.nanvar(v, axis=0, ddof=1) / np.isfinite(v).sum(axis=0) / m**2
+                              for v, m in zip(curves, means)])
+        noise = 2.0 * float(np.nanmean(rel))
+    loss = float(collapse_loss(np.array([a]), log_ns, log_dims, [np.log(m)[None, :] for m in means],
+                               min_overlap)[0, 0])
+    return loss / noise if noise > 0 and math.isfinite(noise) else math.nan
+
+
 def bootstrap_collapse(curves: Sequence[tuple[float, Float[np.ndarray, " J"], Float[np.ndarray, "S J"],
                                               Float[np.ndarray, "S J"]]], n_boot: int = 200, seed: int = 0,
                        level: float = 0.95, a_grid: Float[np.ndarray, " K"] = A_GRID,
@@ -173,14 +192,14 @@ def bootstrap_collapse(curves: Sequence[tuple[float, Float[np.ndarray, " J"], Fl
       ``collapse`` (nan unless at least two dims with two points each are linked), ``collapse_low``,
       ``collapse_high`` (inf / -inf on an open side), ``collapse_dims`` (the dims fitted), ``collapse_edge`` (share
       of resamples at an edge, or the fit itself at one: 1.0), ``collapse_dof``, ``collapse_flat`` (the dims left
-      out because their curve does not fall, :func:`falls`).
+      out because their curve does not fall, :func:`falls`), ``collapse_misfit`` (:func:`misfit` at the fit).
     """
     curves = [(d, np.asarray(ns, float), np.asarray(v, float), np.asarray(t, float)) for d, ns, v, t in curves]
     curves = [c for c in curves if np.isfinite(c[2]).any(axis=0).sum() >= 2]
     flat = [c for c in curves if not falls(c[2])]
     curves = [c for c in curves if falls(c[2])]
     out = dict(collapse=math.nan, collapse_low=math.nan, collapse_high=math.nan, collapse_dims=len(curves),
-               collapse_edge=0.0, collapse_dof=math.nan, collapse_flat=", ".join(f"{c[0]:g}" for c in flat))
+               collapse_edge=0.0, collapse_dof=math.nan, collapse_misfit=math.nan, collapse_flat=", ".join(f"{c[0]:g}" for c in flat))
     if len(curves) < 2:
         return out
     log_ns = [np.log(ns) for _, ns, _, _ in curves]
@@ -190,6 +209,8 @@ def bootstrap_collapse(curves: Sequence[tuple[float, Float[np.ndarray, " J"], Fl
         full = [np.log(np.nanmean(v, axis=0))[None, :] for _, _, v, _ in curves]
     a_hat, edge = fit_collapse(log_ns, log_dims, full, a_grid, min_overlap)
     out.update(collapse=float(a_hat[0]), collapse_edge=float(edge[0] != 0))
+    if math.isfinite(a_hat[0]):
+        out["collapse_misfit"] = misfit(log_ns, log_dims, [v for _, _, v, _ in curves], float(a_hat[0]), min_overlap)
     seeds = [int(np.isfinite(v).any(axis=1).sum()) for _, _, v, _ in curves]
     if not math.isfinite(a_hat[0]) or edge[0] != 0 or n_boot < 2 or min(seeds) < 2:
         return out
@@ -224,4 +245,5 @@ def bootstrap_collapse(curves: Sequence[tuple[float, Float[np.ndarray, " J"], Fl
     return out
 
 
-__all__ = ["A_GRID", "FLAT_DROP", "bootstrap_collapse", "collapse_loss", "falls", "fit_collapse"]
+__all__ = ["A_GRID", "FLAT_DROP", "MISFIT_LIMIT", "bootstrap_collapse", "collapse_loss", "falls", "fit_collapse",
+           "misfit"]

@@ -13,6 +13,7 @@ import math
 
 import pandas as pd
 
+from reprjax.report.collapse import MISFIT_LIMIT
 from reprjax.report.exponents import EXPONENT_COLUMNS, answer
 
 #: Columns a report line does not use as the family's label.
@@ -75,6 +76,11 @@ def collapse_text(row: pd.Series) -> str:
         return f"at the edge of what the grid can place: {row['collapse']:.3g} (a bound, not a minimum){left_out}"
     text = f"{row['collapse']:.3g} {_interval(row['collapse_low'], row['collapse_high'])} from every point of " \
            f"{dims} dims{left_out}"
+    bad = float(row["collapse_misfit"]) if "collapse_misfit" in row.index else math.nan
+    if math.isfinite(bad):
+        text += f"; misfit {bad:.2g}"
+        if bad > MISFIT_LIMIT:
+            text += " (the curves do not fall on one curve: their distance is that many times the seed noise)"
     if row["collapse_edge"]:
         text += f"; resamples at an edge {row['collapse_edge']:.0%} (kept there)"
     kind = row["bound_kind"]
