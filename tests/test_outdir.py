@@ -129,3 +129,26 @@ def test_retry_failed_reruns_the_failed_groups_from_the_command_line(tmp_path, c
     assert _main("run", "alignment", "--config", a, "--out", out, "--retry-failed") == 0
     assert "1 groups run" in capsys.readouterr().out
     assert (sweep.load_results(out)["status"] == "ok").all()
+
+
+def test_an_interrupted_sweep_exits_130_in_one_line_and_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
+    from reprjax.sweep import engine
+
+    (tmp_path / "m.toml").write_text(ALIGNMENT.replace("n_over_d2 = [1.0]", "n_over_d2 = [1.0, 4.0]"))
+    out = tmp_path / "out"
+    real, calls = engine.run_group, []
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 2:  # ^C while the second group runs
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(engine, "run_group", interrupted)
+    assert _main("run", "alignment", "--config", tmp_path / "m.toml", "--out", out) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and len(err.strip().splitlines()) == 1
+    assert len(sweep.load_results(out)) == 1  # the first group is on disk
+    monkeypatch.setattr(engine, "run_group", real)
+    assert _main("run", "alignment", "--config", tmp_path / "m.toml", "--out", out) == 0
+    assert "1 groups run, 1 already done" in capsys.readouterr().out
