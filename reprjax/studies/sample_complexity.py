@@ -7,11 +7,12 @@ about ``p``).  Default threshold 0.25: half the error left by a fit of the degre
 half its variance in degree ``p``), so crossing it means most of the degree-p part was learned.  Kernel methods may
 use their own ``kernel_threshold`` (their curves leave the degree-2 plateau slowly, :mod:`reprjax.kernels.theory`);
 they solve exactly up to ``exact_n_max`` fitting samples and by Nystrom with ``centres`` centres beyond
-(:mod:`reprjax.solvers.nystrom`; ``None``: the rule :func:`reprjax.methods.kernel_ridge.auto_centres`, which grows with ``d``), up to
-``kernel_n_max`` samples; ``kernel_solver = "nystrom"`` sends every kernel run to Nystrom (exact kernel ridge while
+(:mod:`reprjax.solvers.nystrom`; ``None``: the rule :func:`reprjax.methods.kernel_ridge.auto_centres`, which
+grows with ``d``), up to ``kernel_n_max`` samples, at ``kernel_dims`` (default ``dims``: kernels reach smaller ``d``
+than the network); ``kernel_solver = "nystrom"`` sends every kernel run to Nystrom (exact kernel ridge while
 the fitting samples are at most ``M``, float64 normal equations, strengths down to 1e-10:
-:data:`reprjax.methods.kernel_ridge.NYSTROM_LAMBDAS`). ``kernel_bias_scale``: the kernels' bias variance is its square (with zero
-bias the ReLU NTK is positively homogeneous in ``|x|`` and cannot fit the radial part of ``h_2``;
+:data:`reprjax.methods.kernel_ridge.NYSTROM_LAMBDAS`). ``kernel_bias_scale``: the kernels' bias variance is its
+square (with zero bias the ReLU NTK is positively homogeneous in ``|x|`` and cannot fit the radial part of ``h_2``;
 docs/kernels_at_scale.md, "Kernel bias"). The default ``kernel_n_max = 8192`` keeps the default study exact and
 minutes long on 2 CPU cores (past it the centres rule takes ``M = 16384`` from ``d = 20`` on, minutes per run);
 the preset ``examples/kernel_exponent.toml`` goes to ``n = 262,144`` and measures both exponents.
@@ -48,10 +49,12 @@ NAME = "sample-complexity"
 @dataclasses.dataclass(frozen=True)
 class Config:
     dims: tuple[int, ...] = (16, 32, 64)
+    kernel_dims: tuple[int, ...] | None = None
     r: int = 2
     p: int = 4
     cross_terms: bool = False
     n_over_d2: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+    kernel_n_over_d2: tuple[float, ...] | None = None
     methods: tuple[str, ...] = ("algorithm1", "entk", "ntk_infinite", "random_features")
     width: int = 1024
     seeds: int = 3
@@ -72,10 +75,14 @@ class Config:
         base.check_fields(self)  # types first (booleans, lists, integers), then ranges
         base.check_ints(self)
         base.check_r_d(self.r, self.dims)
+        if self.kernel_dims is not None:
+            base.check_r_d(self.r, self.kernel_dims)
         if self.p < 3:
             raise ValueError(f"p must be >= 3 (the degree of the paper target's second part), got {self.p}")
-        if not self.n_over_d2 or any(c <= 0 for c in self.n_over_d2):
-            raise ValueError(f"n_over_d2 must be a non-empty list of positive numbers, got {list(self.n_over_d2)}")
+        for name in ("n_over_d2", "kernel_n_over_d2"):
+            value = getattr(self, name)
+            if (value is not None or name == "n_over_d2") and (not value or any(c <= 0 for c in value)):
+                raise ValueError(f"{name} must be a non-empty list of positive numbers, got {value}")
         base.check_single_task_methods(self.methods)
         base.check_seeds(self.seeds)
         if not 0 < self.threshold < 1:
@@ -98,6 +105,21 @@ class Config:
         return tuple(m for m in self.methods if m in kernel_methods())
 
     @property
+    def kernel_dim_list(self) -> tuple[int, ...]:
+        """The dims the kernel methods run at: ``kernel_dims``, else ``dims``."""
+        return self.dims if self.kernel_dims is None else self.kernel_dims
+
+    def sample_counts(self, d: int) -> list[int]:
+        """The sample counts at ``d``: ``n_over_d2`` where the networks run, ``kernel_n_over_d2`` (default the same)
+        where the kernels run, their union where both do (each method then runs at every count under its cap)."""
+        grids = []
+        if d in self.dims and self.networks:
+            grids.append(self.n_over_d2)
+        if d in self.kernel_dim_list and self.kernels:
+            grids.append(self.kernel_n_over_d2 or self.n_over_d2)
+        return sorted({n for g in grids for n in base.n_grid(d, g)})
+
+    @property
     def networks(self) -> tuple[str, ...]:
         return tuple(m for m in self.methods if m not in kernel_methods())
 
@@ -116,7 +138,7 @@ def grid(config: Config) -> sweep.Grid:
         methods=config.methods,
         targets=(sweep.TargetSpec.of("paper", r=config.r, p=config.p, cross_terms=config.cross_terms),),
         dims=config.dims,
-        n=lambda d: base.n_grid(d, config.n_over_d2),
+        n=config.sample_counts,
         widths=(config.width,),
         hyper=hyper,
         seeds=config.seeds,
@@ -125,6 +147,7 @@ def grid(config: Config) -> sweep.Grid:
         method_hyper=tuple((m, (("centres", config.centres), ("exact_n_max", config.exact_n_max),
                                 ("kernel_solver", config.kernel_solver),
                                 ("init_bias_scale", config.kernel_bias_scale))) for m in config.kernels),
+        method_dims=tuple((m, config.kernel_dims) for m in config.kernels) if config.kernel_dims else (),
     )
 
 
@@ -139,7 +162,8 @@ def threshold_groups(config: Config) -> list[tuple[float, tuple[str, ...]]]:
 def plateaus(config: Config) -> dict[int, list[dict[str, float]]]:
     """The kernel plateaus (:func:`reprjax.kernels.theory.kernel_plateaus`) of the study's target at each ``d``."""
     return {d: kernel_theory.kernel_plateaus(targets.paper_target(jax.random.key(0), d, config.r, config.p,
-                                                                  config.cross_terms)) for d in config.dims}
+                                                                  config.cross_terms))
+            for d in config.kernel_dim_list}
 
 
 #: Dimensions past simulation where the kernel learning curve from theory predicts n* (docs/kernel_theory.md).
@@ -150,15 +174,16 @@ THEORY_DIMS: tuple[int, ...] = (32, 64, 128, 256, 512, 1024)
 def _kernel_theory(config: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
     threshold = config.threshold_of("ntk_infinite")
     kernel = baselines.KernelConfig(kernel_solver=config.kernel_solver)
-    dims = sorted(set(config.dims) | set(THEORY_DIMS))
+    dims = sorted(set(config.kernel_dim_list) | set(THEORY_DIMS))
     by_d = {d: targets.paper_target(jax.random.key(0), d, config.r, config.p, config.cross_terms) for d in dims}
     rows = learning_curve.n_star_table(by_d, threshold, kernel.strengths, bias_var=config.kernel_bias_scale**2,
                                        noise_var=config.noise**2, val_fraction=kernel.val_fraction)
-    table = pd.DataFrame(rows).assign(threshold=threshold, simulated=lambda t: t["d"].isin(config.dims))
+    table = pd.DataFrame(rows).assign(threshold=threshold, simulated=lambda t: t["d"].isin(config.kernel_dim_list))
     points = []
-    for d in config.dims:
+    for d in config.kernel_dim_list:
         spectrum, power = learning_curve.ntk_spectrum_and_power(by_d[d], bias_var=config.kernel_bias_scale**2)
-        ns = np.geomspace(min(base.n_grid(d, config.n_over_d2)) / 2, 2 * config.kernel_n_max, 24)
+        ns = np.geomspace(min(base.n_grid(d, config.kernel_n_over_d2 or config.n_over_d2)) / 2,
+                          2 * config.kernel_n_max, 24)
         errors, chosen = learning_curve.predicted_curve(spectrum, power, ns, kernel.strengths, config.noise**2,
                                                         kernel.val_fraction, float(by_d[d].second_moment()))
         points += [dict(d=d, n=n, error=e, strength=c) for n, e, c in zip(ns, errors, chosen)]
@@ -203,7 +228,8 @@ def report(summary: dict[str, Any], config: Config) -> str:
              n_star[shown].round(3).to_string(index=False), "",
              "exponent of n* against d (95% t intervals from a seed bootstrap; slope: of log n* on log d over the "
              "resolved dims; collapse: the a that puts every point on one curve against n / d^a):",
-             *exponent_text.exponent_lines(summary["exponents"].drop(columns="threshold"), len(config.dims)),
+             *exponent_text.exponent_lines(summary["exponents"].drop(columns="threshold"),
+                                          len(config.dims) if config.kernel_dims is None else None),
              f"theory: Algorithm 1 about 2 (n ~ d^2), rotation-invariant kernels about p = {config.p} (n ~ d^p)", "",
              "kernel plateaus (theory: with d^k << n << d^(k+1) a rotation-invariant kernel learns degrees <= k; "
              "error = energy above degree k):"]
