@@ -161,7 +161,7 @@ def test_h2_puts_one_over_d_of_its_energy_on_the_radius():
     assert energy == pytest.approx({0: 1 / d, 2: 1 - 1 / d}, rel=1e-12)
 
 
-@settings(deadline=None, max_examples=8)
+@settings(deadline=None, max_examples=5)
 @given(seed=st.integers(0, 2**16), p=st.integers(3, 5), d=st.integers(3, 40))
 def test_harmonic_split_keeps_the_second_moment_and_its_parts_are_harmonic(seed, p, d):
     target = targets.random_polynomial(jax.random.key(seed), d=d, r=2, p=p)
@@ -186,8 +186,8 @@ def test_eigenlearning_matches_isotropic_regression_in_closed_form():
 
 def test_eigenlearning_predicts_ridge_on_gaussian_features():
     # a diagonal toy problem computed directly: features sqrt(lambda_i) g_i with g ~ N(0, I), target v . g; the
-    # test error of a fit is |beta_hat - v|^2 exactly.  Averaged over draws it must match the prediction up to its
-    # standard error and the O(1/n) finite-size correction of the deterministic equivalent.
+    # test error of a fit is |beta_hat - v|^2 exactly.  Averaged over draws it must match the prediction to within
+    # its standard error (seeds 0, 1, 2 of this setting: -0.3, 1.0 and -0.3 standard errors)
     rng = np.random.default_rng(0)
     modes, n, ridge, noise = 300, 120, 1e-2, 0.1
     lam = np.arange(1, modes + 1, dtype=float) ** -1.5
@@ -200,7 +200,7 @@ def test_eigenlearning_predicts_ridge_on_gaussian_features():
         errors.append(np.sum((lam * (g.T @ alpha) - v) ** 2))
     pred = learning_curve.eigenlearning(lam, np.ones(modes), v**2, n, ridge, noise)
     mean, se = np.mean(errors), np.std(errors, ddof=1) / np.sqrt(len(errors))
-    assert abs(mean - pred.error) < 4 * se + 2.0 / n * pred.error
+    assert abs(mean - pred.error) < 4 * se
 
 
 def test_predicted_n_star_is_where_the_predicted_error_crosses():
