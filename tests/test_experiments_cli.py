@@ -176,6 +176,21 @@ def test_a_grid_no_run_of_which_could_finish_is_refused_in_one_line_before_the_d
     assert not (tmp_path / "out").exists()
 
 
+def test_whatever_a_config_raises_in_the_pre_run_check_is_one_config_error():
+    def broken(d):
+        raise ZeroDivisionError("division by zero")
+
+    with pytest.raises(base.ConfigError, match="^the grid cannot run: ZeroDivisionError: division by zero$"):
+        base.check_grid(sweep.Grid(methods=("algorithm1",), dims=(6,), n=broken, widths=(16,), seeds=1))
+
+    class Study:
+        def grid(config):
+            raise KeyError("no such target")
+
+    with pytest.raises(base.ConfigError, match="^the grid cannot be built: KeyError: 'no such target'$"):
+        base.checked_grid(Study, None)
+
+
 def test_results_of_another_configuration_are_not_overwritten(tmp_path, capsys):
     cfg = tmp_path / "a.toml"
     cfg.write_text(_toml(TINY["alignment"]))
