@@ -171,10 +171,10 @@ THEORY_DIMS: tuple[int, ...] = (32, 64, 128, 256, 512, 1024)
 
 
 @functools.lru_cache(maxsize=8)
-def _kernel_theory(config: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _kernel_theory(config: Config, theory_dims: tuple[int, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
     threshold = config.threshold_of("ntk_infinite")
     kernel = baselines.KernelConfig(kernel_solver=config.kernel_solver)
-    dims = sorted(set(config.kernel_dim_list) | set(THEORY_DIMS))
+    dims = sorted(set(config.kernel_dim_list) | set(theory_dims))
     by_d = {d: targets.paper_target(jax.random.key(0), d, config.r, config.p, config.cross_terms) for d in dims}
     rows = learning_curve.n_star_table(by_d, threshold, kernel.strengths, bias_var=config.kernel_bias_scale**2,
                                        noise_var=config.noise**2, val_fraction=kernel.val_fraction)
@@ -197,7 +197,7 @@ def kernel_theory_tables(config: Config) -> dict[str, pd.DataFrame]:
     """
     if "ntk_infinite" not in config.kernels:
         return {}
-    table, points = _kernel_theory(config)
+    table, points = _kernel_theory(config, THEORY_DIMS)
     return dict(kernel_theory=table.copy(), kernel_theory_curves=points.copy())
 
 
