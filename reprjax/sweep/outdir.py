@@ -101,6 +101,9 @@ def prepare(path: str | os.PathLike, identity: Mapping[str, Any], overwrite: boo
     ``overwrite`` its outputs are removed first (:func:`remove_outputs`).
     """
     path = check_usable(path)
+    mfile = path / sweep.MANIFEST_FILE
+    if mfile.is_symlink() or (mfile.exists() and not mfile.is_file()):
+        raise ConfigError(f"{mfile} is not a plain file, so reprjax did not write it; choose another --out")
     try:
         manifest = read_manifest(path)
     except ConfigError:
@@ -194,7 +197,8 @@ def publish(path: str | os.PathLike, draw: Callable[[Path], Iterable[str | os.Pa
 
     ``draw(folder)`` writes the report, tables and figures into ``folder`` and returns the files it wrote.  Before
     anything moves, every name is checked: a file of that name that reprjax did not write (or that changed since
-    it wrote it, or a link) is refused with one line naming it.  The record lists the old and new digests while the
+    it wrote it, or a link) is refused with one line naming it.  Staging folders left by a command killed while it
+    drew are removed first (call it under :func:`lock`).  The record lists the old and new digests while the
     files move (a command killed meanwhile leaves every file claimable), then only the new ones; outputs recorded
     before and not drawn again are removed if unchanged.
 
@@ -205,6 +209,9 @@ def publish(path: str | os.PathLike, draw: Callable[[Path], Iterable[str | os.Pa
       ConfigError: a name ``draw`` wrote is taken by a file reprjax did not write.
     """
     path = Path(path)
+    for left in path.glob(STAGING_PREFIX + "*"):  # a staging folder of a command killed while it drew (ours)
+        if left.is_dir() and not left.is_symlink():
+            shutil.rmtree(left, ignore_errors=True)
     stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=path))
     try:
         names: list[str] = []

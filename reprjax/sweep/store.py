@@ -360,8 +360,8 @@ def manifest_of(grid: Grid, extra: dict[str, Any] | None = None) -> dict[str, An
 def _read_manifest(mfile: Path) -> Any:
     try:
         return json.loads(mfile.read_bytes().decode("utf-8"))
-    except (ValueError, RecursionError):
-        return None  # corrupt: not this sweep's
+    except (OSError, ValueError, RecursionError):
+        return None  # unreadable or corrupt: not this sweep's
 
 
 def check_directory(out_dir: str | os.PathLike, manifest: dict[str, Any], overwrite: bool = False) -> bool:
