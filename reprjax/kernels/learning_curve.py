@@ -346,6 +346,7 @@ def local_exponents(dims: Sequence[int], n_star: Sequence[float]) -> list[float]
     return [math.log(b / a) / math.log(e / c) for c, e, a, b in zip(dims, dims[1:], n_star, n_star[1:])]
 
 
-__all__ = ["GEOMETRIES", "KernelSpectrum", "Prediction", "angle_quadrature", "eigenlearning",
-           "extended_strengths", "gegenbauer_polynomials", "kernel_spectrum", "local_exponents", "multiplicity", "n_star_table", "ntk_spectrum_and_power",
-           "predicted_curve", "predicted_error", "predicted_n_star", "radial_quadrature", "target_power"]
+__all__ = ["GEOMETRIES", "KernelSpectrum", "Prediction", "angle_quadrature", "eigenlearning", "extended_strengths",
+           "gegenbauer_polynomials", "kernel_spectrum", "local_exponents", "multiplicity", "n_star_table",
+           "ntk_spectrum_and_power", "predicted_curve", "predicted_error", "predicted_n_star", "radial_quadrature",
+           "target_power"]
