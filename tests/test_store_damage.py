@@ -135,7 +135,12 @@ def _damage(lines: list[bytes], op) -> list[bytes]:
     elif op[0] == "copy":
         lines.insert(i, lines[i])
     else:
-        row = json.loads(lines[i])
+        try:
+            row = json.loads(lines[i])
+        except ValueError:  # a line an earlier operation already broke
+            return lines
+        if not isinstance(row, dict) or not row:
+            return lines
         key = sorted(row)[op[2] % len(row)] if op[0] == "type" else op[2]
         if op[0] == "type" and store._kind(op[3]) == store._kind(row[key]):
             return lines
