@@ -121,11 +121,11 @@ _NUMBER_FIELDS = tuple(f.name for f in dataclasses.fields(Metrics) if f.name != 
 
 
 def _is_int(v: Any, low: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+    return type(v) is int and v >= low
 
 
 def _is_number(v: Any) -> bool:
-    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+    return v is None or type(v) in (int, float)
 
 
 #: The fields the store writes itself: name -> (what the value must be, the check).
@@ -145,13 +145,8 @@ _SCHEMA: dict[str, tuple[str, Any]] = {
 
 
 def _kind(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, (int, float)):
-        return "number"
-    return {str: "string", list: "list", dict: "object"}.get(type(v), type(v).__name__)
+    kinds = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string", list: "list"}
+    return kinds.get(type(v), "object")
 
 
 def _short(v: Any) -> str:
