@@ -123,15 +123,16 @@ def kernel_pass_seconds(n: int, centres: int, block: int = 2048) -> float:
 
 
 def falkon_against_direct(n: int, roofline: dict[str, Any], block: int = 2048, cache_gib: float = falkon.CACHE_GIB,
-                          tol: float = falkon.TOL, seed: int = 1) -> list[Row]:
+                          tol: float = falkon.TOL, seed: int = 1, centres: int | None = None) -> list[Row]:
     """The direct Nystrom path and falkon on the same samples (the study's pipeline: paper target, d = 16, infinite
     NTK with bias variance 1, 20% validation, the centres rule, the Nystrom strength grid), one timed call each
     (compile included).  Rows: each solver's time, validation-chosen strength and test NMSE (+- SE, the same test
     points for both), falkon's iterations and final residual per strength, and the largest validation-prediction
-    difference per strength relative to the direct predictions' spread."""
+    difference per strength relative to the direct predictions' spread.  ``centres`` overrides the rule (scaling
+    measurements)."""
     target = targets.paper_target(jax.random.key(0), D)
     config = baselines.KernelConfig(n=n, kernel_solver="nystrom", network=network.NetworkConfig(init_bias_scale=1.0),
-                                    block=block)
+                                    block=block, centres=centres)
     keys = split_run_key(jax.random.key(seed))
     ds = sample_dataset(keys.data, target, n, config.data, spike_key=keys.spike)
     roles = sample_roles(n, config.val_fraction)
@@ -174,7 +175,7 @@ def falkon_against_direct(n: int, roofline: dict[str, Any], block: int = 2048, c
             note += (f"; {extra['speedup']:.2f}x the direct path, {sum(iters)} CG iterations "
                      f"({'cached' if out.cached else 'recomputed'} kernel blocks)")
         flops = normal_equation_flops(config.n_fit, m, D) if name == "direct" else 0.0
-        rows.append(result(f"kernel_solver_{name}_n{n}", [seconds[name]], flops, roofline, mem, notes=note, **extra))
+        rows.append(result(f"kernel_solver_{name}_n{n}_M{m}", [seconds[name]], flops, roofline, mem, notes=note, **extra))
     return rows
 
 

@@ -23,10 +23,10 @@ kernel values carry ~1e-7 relative error, well above what the degree-4 direction
 :func:`predict`).  The centres are the first ``M`` fitting samples, a uniform random subset (the samples are i.i.d.),
 which also keeps the sample-mask prefix property: a masked run with ``n_active >= M`` uses the same centres.
 
-Not done here: falkon's preconditioned conjugate gradient (Rudi, Carratino & Rosasco 2017) would replace the
-``2 n M^2`` accumulation of ``H`` by ``O(n M)`` per iteration, at one iterative solve per strength and with float64
-mat-vecs for the same accuracy; the direct form serves a whole grid of strengths from one pass over the data and
-has an exact cost.  Which is faster at a given ``(n, M, L)`` has not been measured.
+:mod:`reprjax.solvers.falkon` solves the same system by preconditioned conjugate gradients (Rudi, Carratino &
+Rosasco 2017): ``O(n M)`` per iteration instead of the ``2 n M^2`` accumulation of ``H``, at one iterative solve per
+strength; this direct form serves a whole grid of strengths from one pass over the data and has an exact cost.
+Which is faster where: docs/kernels_at_scale.md, "Falkon".
 """
 
 from __future__ import annotations
