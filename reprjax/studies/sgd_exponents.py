@@ -1,0 +1,210 @@
+"""SGD's sample exponents as the theory states them (issue 26): one neuron from a uniformly random direction, the
+samples it needs to reach weak recovery ``|<w, u>| >= level`` against ``d``, under online SGD (Ben Arous, Gheissari &
+Jagannath 2021), smoothed online SGD (Damian, Nichani, Ge & Lee 2023) and SGD reusing each batch ``passes`` times
+(Dandi et al. 2024; Arnaboldi et al. 2024), on ``h_2``, ``h_3``, ``h_4`` and ``tanh`` (generative exponent 1 with
+information exponent 1, against ``h_3``'s 1 with 3 and ``h_4``'s 2 with 4).
+
+The protocols, their step sizes and the two exact simulations are in :mod:`reprjax.methods.sgd_protocols` and
+:mod:`reprjax.methods.sgd_runs`.  Theory (:func:`reprjax.methods.sgd_protocols.theory_samples`, exponents from
+:mod:`reprjax.problem.exponents`): online ``d^(k-1)`` (``k >= 3``), smoothed ``d^(k/2)``, reuse ``d`` up to a log for
+generative exponent ``<= 2``; ``d log d`` wherever the relevant exponent is 2, ``d`` where it is 1.
+
+The exponent: per ``(target, protocol, d)`` the share of seeds not yet recovered after ``n`` samples is a curve
+falling from 1 to 0 whose crossing of 1/2 is the median samples to recovery; :func:`reprjax.report.exponents.
+family_exponents` fits the slope of its log against ``log d`` with a seed-bootstrap t interval (censored dims kept
+at their budget and named) and the collapse exponent.  Evidence and the measured table: docs/sgd_exponents.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reprjax import sweep
+from reprjax._validate import check_choice
+from reprjax.methods import sgd_protocols, sgd_runs  # noqa: F401 - registers the sgd_* methods
+from reprjax.problem import exponents as link_exponents
+from reprjax.report import exponent_text
+from reprjax.report import exponents as exponent_fits
+from reprjax.report import sgd_figures
+from reprjax.studies import base
+
+NAME = "sgd-exponents"
+
+#: study target -> (sweep target name, kwargs, normalise)
+TARGETS: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "he2": ("single_index", dict(k=2), False), "he3": ("single_index", dict(k=3), False),
+    "he4": ("single_index", dict(k=4), False), "tanh": ("link", dict(link="tanh"), True),
+}
+PROTOCOLS = sgd_protocols.PROTOCOLS
+#: Largest batch per protocol: online SGD's reduced batch costs ``O(b)``, the others' ``O(b^2)`` (Bartlett rows:
+#: :mod:`reprjax.methods.sgd_protocols`), so they keep small batches and more of them.
+MAX_BATCH = dict(online=8192, smoothed=64, reuse=64)
+#: Points per decade of the recovery curves built from the rows.
+CURVE_POINTS_PER_DECADE = 16
+
+
+def spec(name: str) -> sweep.TargetSpec:
+    target, kwargs, normalise = TARGETS[name]
+    return sweep.TargetSpec.of(target, normalise=normalise, **kwargs)
+
+
+def exponents_of(name: str) -> tuple[int, int]:
+    """``(information, generative)`` exponents of a study target (:mod:`reprjax.problem.exponents`)."""
+    target, kwargs, _ = TARGETS[name]
+    link = kwargs["link"] if target == "link" else link_exponents.PolynomialLink(((kwargs["k"],),), (1.0,))
+    return link_exponents.information_exponent(link), link_exponents.generative_exponent(link)
+
+
+def theory(name: str, protocol: str) -> tuple[float, str]:
+    """The theorem's exponent of ``n`` in ``d`` and its text (with the log factor and the reference)."""
+    k_info, k_gen = exponents_of(name)
+    _, power, log = sgd_protocols.theory_samples(protocol, k_info, k_gen, 64)
+    ref = dict(online="Ben Arous et al. 2021", smoothed="Damian et al. 2023",
+               reuse="Dandi et al. 2024; Arnaboldi et al. 2024")[protocol]
+    return power, f"{power:g}{' (x log d)' if log else ''}, {ref}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    dims: tuple[int, ...] = (64, 181, 512, 1448, 4096)
+    targets: tuple[str, ...] = ("he2", "he3", "he4", "tanh")
+    protocols: tuple[str, ...] = PROTOCOLS
+    reuse_passes: tuple[int, ...] = (2, 4)
+    seeds: int = 16
+    level: float = 0.5
+    budget: float = 16.0
+    online_eta: float = 0.5
+    smoothed_eta: float = 0.5
+    reuse_eta: float = 0.03
+    lam_scale: float = 1.0
+    steps: int = 256
+    max_batches: int = 20_000
+    records: int = 48
+    simulation: str = "auto"
+    bootstrap: int = 1000
+
+    def __post_init__(self) -> None:
+        base.check_positive_ints("dims", self.dims, low=8)
+        for name, values, allowed in (("targets", self.targets, tuple(TARGETS)),
+                                      ("protocols", self.protocols, PROTOCOLS)):
+            if not values or any(v not in allowed for v in values) or len(set(values)) != len(values):
+                raise ValueError(f"{name} must be a non-empty list of distinct names from {list(allowed)}, got "
+                                 f"{list(values)}")
+        base.check_positive_ints("reuse_passes", self.reuse_passes, low=2)
+        for name, values in (("dims", self.dims), ("reuse_passes", self.reuse_passes)):
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} must be distinct, got {list(values)}")
+        base.check_ints(self, dims=8, reuse_passes=2)
+        base.check_seeds(self.seeds)
+        for name in ("level",):
+            value = getattr(self, name)
+            if not (isinstance(value, float) and 0 < value < 1):
+                raise ValueError(f"{name} must be in (0, 1), got {value!r}")
+        for name in ("budget", "online_eta", "smoothed_eta", "reuse_eta", "lam_scale"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        check_choice("simulation", self.simulation, sgd_protocols.SIMULATIONS)
+        if self.bootstrap < 2:
+            raise ValueError(f"bootstrap must be an integer >= 2, got {self.bootstrap}")
+
+
+def grid(config: Config) -> sweep.Grid:
+    methods = tuple(f"sgd_{p}" for p in config.protocols)
+    eta = dict(online=config.online_eta, smoothed=config.smoothed_eta, reuse=config.reuse_eta)
+    extra = {f"sgd_{p}": (("eta_scale", eta[p]), ("max_batch", MAX_BATCH[p]))
+             + ((("lam_scale", config.lam_scale),) if p == "smoothed" else ()) for p in config.protocols}
+    hyper = (("level", (config.level,)), ("budget", (config.budget,)), ("steps", (config.steps,)),
+             ("max_batches", (config.max_batches,)), ("records", (config.records,)),
+             ("simulation", (config.simulation,)))
+    if "reuse" in config.protocols:
+        hyper += (("passes", tuple(config.reuse_passes)),)
+    return sweep.Grid(methods=methods, targets=tuple(spec(t) for t in config.targets), dims=config.dims,
+                      n=(base.MAX_SAMPLES,), widths=(1,), hyper=hyper, seeds=config.seeds,
+                      method_hyper=tuple(extra.items()))
+
+
+def _family(row: pd.Series) -> str:
+    protocol = row["method"].removeprefix("sgd_")
+    return f"reuse x{int(row['passes'])}" if protocol == "reuse" else protocol
+
+
+def _study_name(label: str) -> str:
+    return next(t for t in TARGETS if spec(t).label() == label)
+
+
+def recovery_curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows ``(method = family, target, d, n, seed, unrecovered, status)``: per run, whether it had not yet
+    recovered after ``n`` samples, on a log grid from the smallest recovery to the largest budget of its family
+    (:data:`CURVE_POINTS_PER_DECADE`).  Past a run's budget nothing is known: those points are left out."""
+    ok = df[df["status"] == "ok"].assign(family=lambda f: f.apply(_family, axis=1))
+    rows = []
+    for (family, target), sub in ok.groupby(["family", "target"]):
+        lo = max(1.0, float(sub["recovery_n"].min()) / 2)
+        hi = float(sub["n_budget"].max())
+        ns = np.unique(np.round(np.geomspace(lo, hi, max(2, int(CURVE_POINTS_PER_DECADE * math.log10(hi / lo)) + 2))))
+        for _, r in sub.iterrows():
+            for n in ns[ns <= r["n_budget"]]:
+                rows.append(dict(method=family, target=target, d=int(r["d"]), n=int(n), seed=int(r["seed"]),
+                                 unrecovered=float(not (r["recovered"] > 0 and r["recovery_n"] <= n)), status="ok"))
+    return pd.DataFrame(rows, columns=["method", "target", "d", "n", "seed", "unrecovered", "status"])
+
+
+def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
+    """Per run the samples to recovery; per ``(target, protocol, d)`` the median and share recovered; per
+    ``(target, protocol)`` the fitted exponent with its interval next to the theory's."""
+    ok = df[df["status"] == "ok"].assign(family=lambda f: f.apply(_family, axis=1))
+    ok = ok.assign(study_target=ok["target"].map(_study_name))
+    runs = ok[["study_target", "family", "d", "seed", "recovery_n", "recovered", "n_budget", "batch", "eta",
+               "initial_overlap", "wall_time_s"]].rename(columns={"study_target": "target"})
+    per_d = (runs.groupby(["target", "family", "d"])
+             .agg(median_n=("recovery_n", "median"), recovered=("recovered", "mean"), seeds=("seed", "count"),
+                  n_budget=("n_budget", "max"), batch=("batch", "max"), eta=("eta", "max"),
+                  seconds=("wall_time_s", "sum")).reset_index())
+    per_d.loc[per_d["recovered"] < 0.5, "median_n"] = np.nan  # the median is censored: above the budget
+    curves = recovery_curves(df)
+    fits = []
+    for (family, label), sub in curves.groupby(["method", "target"]):
+        name = _study_name(label)
+        power, text = theory(name, family.split(" ")[0])
+        k_info, k_gen = exponents_of(name)
+        fit = exponent_fits.family_exponents(sub, family, 0.5, n_boot=config.bootstrap, metric="unrecovered")
+        fits.append(dict(fit, target=name, k_info=k_info, k_gen=k_gen, theory_exponent=power, theory=text))
+    exponents = pd.DataFrame(fits)
+    failed = int((df["status"] != "ok").sum())
+    return dict(runs=runs, per_d=per_d, exponents=exponents, failed_runs=failed,
+                seconds=float(df["wall_time_s"].sum()) if "wall_time_s" in df.columns else math.nan)
+
+
+def report(summary: dict[str, Any], config: Config) -> str:
+    per_d = summary["per_d"].copy()
+    lines = [f"Samples to weak recovery |<w, u>| >= {config.level} of one neuron (median over seeds; 'nan' where "
+             f"fewer than half the seeds recovered within the budget of {config.budget:g} x the theorem's n(d)):"]
+    table = per_d.pivot_table(index=["target", "family"], columns="d", values="median_n", dropna=False)
+    lines += [table.map(lambda v: f"{v:.3g}" if np.isfinite(v) else "-").to_string(), "",
+              "share of seeds recovered within the budget:",
+              per_d.pivot_table(index=["target", "family"], columns="d", values="recovered").round(2).to_string(),
+              "", "exponent of the median samples to recovery against d (slope: 95% t interval from a seed "
+              "bootstrap over the resolved dims; collapse: every point on one curve) | theory:"]
+    exps = summary["exponents"]
+    for name, sub in exps.groupby("target", sort=False):
+        lines.append(f"-- {name} (information exponent {int(sub['k_info'].iloc[0])}, generative exponent "
+                     f"{int(sub['k_gen'].iloc[0])})")
+        lines += exponent_text.exponent_lines(sub.drop(columns=["target", "k_info", "k_gen", "theory_exponent"]),
+                                              len(config.dims))
+    if summary["failed_runs"]:
+        lines.append(f"{summary['failed_runs']} runs failed (NaN/inf overlap): not counted")
+    lines.append(f"runs' wall time, summed over groups: {summary['seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:
+    summary = summarise(df, config)
+    return sgd_figures.samples_vs_d(summary["runs"], summary["exponents"], Path(out_dir) / "samples_to_recovery",
+                                    level=config.level)
