@@ -5,9 +5,9 @@ Each module exposes ``NAME``, a frozen validated ``Config`` (read from TOML by :
 """
 
 from reprjax.studies import (alignment, beyond_one_step, information_exponent, large_d, sample_complexity,
-                                 spiked_covariance, transfer)
+                                 sgd_exponents, spiked_covariance, transfer)
 
 STUDIES = {m.NAME: m for m in (sample_complexity, transfer, alignment, information_exponent, spiked_covariance,
-                                   beyond_one_step, large_d)}
+                                   beyond_one_step, large_d, sgd_exponents)}
 
 __all__ = ["STUDIES"]
