@@ -123,3 +123,16 @@ def test_validation_standard_error_is_the_sample_standard_deviation_over_root_n(
     sq = (pred[:250] - y[:250, None]) ** 2
     np.testing.assert_allclose(np.asarray(mse), sq.mean(0), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(se), sq.std(0, ddof=1) / np.sqrt(250), rtol=1e-4)
+
+
+@pytest.mark.parametrize("name, hyper", [("algorithm1", {}), ("ntk_infinite", {}), ("multistep", {"steps": 5})])
+def test_every_kind_of_method_row_carries_finite_standard_errors(name, hyper):
+    from reprjax.methods.registry import METHODS
+
+    method = METHODS[name]
+    t = targets.paper_target(jax.random.key(0), D)
+    row = method.run(jax.random.key(1), t, method.make_config(D, 256, 32, {"n_test": 512, **hyper}))
+    for field in ("test_nmse_se", "test_mae_se", "val_mse_se"):
+        value = float(getattr(row, field))
+        assert np.isfinite(value) and value > 0.0, (field, value)
+    assert float(row.test_nmse_se) < float(row.test_nmse)

@@ -76,3 +76,18 @@ def test_overlap_statistics_match_their_definitions(seed, m):
     np.testing.assert_allclose(ov.q_diag, np.mean(np.diag(Q)), rtol=1e-4)
     np.testing.assert_allclose(ov.q_offdiag, np.sqrt(np.mean(off**2)), rtol=1e-3)
     assert jnp.all(ov.best_cosine <= 1.0 + 1e-6)
+
+
+def test_energy_standard_errors_match_the_spread_over_independent_keys():
+    # a predictor with a heavy-tailed degree-4 part inside span(U) and a part outside it
+    U_full = targets.random_orthonormal(jax.random.key(4), R + 1, D)
+    predictor = targets.MultiIndexTarget.from_terms(U_full, [((2, 0, 0), 0.6), ((0, 4, 0), 0.5), ((1, 0, 1), 0.4)])
+    spec = jax.vmap(lambda k: hermite_spectrum(k, predictor, U_full[:R], degree=4, n_samples=2048))(
+        jax.random.split(jax.random.key(5), 24))
+    for k, want in ((2, 0.36), (4, 0.25)):
+        values, ses = np.asarray(spec.energy[:, k]), np.asarray(spec.energy_se[:, k])
+        sd = values.std(ddof=1)
+        assert abs(values.mean() - want) <= 4.0 * sd / np.sqrt(24) + 1e-4
+        assert 0.5 <= np.sqrt(np.mean(ses**2)) / sd <= 2.0
+    perp = np.asarray(spec.perp)
+    assert abs(perp.mean() - 0.16) <= 4.0 * perp.std(ddof=1) / np.sqrt(24) + 1e-4  # the (1, 0, 1) term's 0.4^2
