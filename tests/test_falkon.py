@@ -112,3 +112,9 @@ def test_invalid_solver_settings_are_rejected_by_name(bad):
 def test_cache_fits_counts_entries_of_the_kernel_dtype():
     assert falkon.cache_fits(2**20, 2**10, 4.0)  # exactly 4 GiB of float32
     assert not falkon.cache_fits(2**20, 2**10, 4.0, "float64")
+
+
+def test_a_zero_strength_is_rejected_by_name():
+    x, y = _problem(n=100)
+    with pytest.raises(ValueError, match="lambdas"):
+        falkon.falkon_ridge_path(_ntk, x, y, (0.0, 1e-3), 20)
