@@ -207,6 +207,23 @@ def train_from_source(key: PRNGKeyArray, source: streams.SampleSource, d: int,
     keys = split_run_key(key)
     roles = config.roles()
     act = config.network.activation
+    params, params0, alpha, beta, eta = _steps_0_to_2(keys, source, d, config)
+    residual = streams.Residualised(source, alpha, beta)
+    fit = _fit_head(params, residual, roles.stage2, roles.val, act, config)
+    predictor = Predictor(params=params.replace(a=fit.a), alpha=alpha, beta=beta, activation=act)
+    return OneStepResult(predictor=predictor, head=fit, eta=eta, W0=params0.W)
+
+
+def learn_first_layer(key: PRNGKeyArray, target: MultiIndexTarget, config: Algorithm1Config) -> Predictor:
+    """Steps 0-2 of :func:`train_one_step` alone (the same ``W_1`` and biases, no head: ``a = 0``), on ``config.n``
+    streamed samples of ``target``: the source network of :func:`transfer` without the cost of a source head."""
+    params, _, alpha, beta, _ = _steps_0_to_2(split_run_key(key), _source(key, target, config), target.d, config)
+    return Predictor(params=params, alpha=alpha, beta=beta, activation=config.network.activation)
+
+
+def _steps_0_to_2(keys, source: streams.SampleSource, d: int, config: Algorithm1Config):
+    roles = config.roles()
+    act = config.network.activation
     params0 = _first_layer(keys.init, d, config)
 
     # step 0: label pre-processing on the stage-1 samples
@@ -224,12 +241,10 @@ def train_from_source(key: PRNGKeyArray, source: streams.SampleSource, d: int,
     if config.normalize_rows:
         W1 = W1 / jnp.maximum(jnp.linalg.norm(W1, axis=1, keepdims=True), 1e-30)
 
-    # step 2: fresh biases; step 3: second layer
+    # step 2: fresh biases (step 3, the second layer, is the caller's)
     params = TwoLayerParams(a=jnp.zeros_like(params0.a), W=W1,
                             b=redraw_biases(keys.bias, config.network.width, config.bias_scale))
-    fit = _fit_head(params, residual, roles.stage2, roles.val, act, config)
-    predictor = Predictor(params=params.replace(a=fit.a), alpha=alpha, beta=beta, activation=act)
-    return OneStepResult(predictor=predictor, head=fit, eta=eta, W0=params0.W)
+    return params, params0, alpha, beta, eta
 
 
 def _fit_head(params, source, train, val, act, config: Algorithm1Config) -> HeadFit:

@@ -242,7 +242,9 @@ def load_study_results(module: Any, config: Any, out_dir: str | Path) -> pd.Data
     with the grid's groups, masked or not); what could not be used is in ``df.attrs["store_problems"]``."""
     grid = module.grid(config)
     groups = {g.group_id: g.runs for mask in (False, True) for g in sweep.make_groups(grid, mask)}
-    return sweep.load_results(out_dir, groups)
+    df = sweep.load_results(out_dir, groups)
+    outside = getattr(module, "rows_outside_sweep", None)  # runs a study makes itself (e.g. transfer's heads)
+    return df if outside is None else outside(config, out_dir, df)
 
 
 def run_experiment(module: Any, config: Any, out_dir: str | Path, execution: str = "auto", progress: bool = True,
@@ -269,6 +271,9 @@ def run_experiment(module: Any, config: Any, out_dir: str | Path, execution: str
             raise ConfigError(str(err)) from None
         outdir.remove_outputs(out_dir)  # same experiment and config, another grid (e.g. a newer reprjax)
         report = sweep.run_sweep(grid, out_dir, overwrite=False, **kwargs)
+    outside = getattr(module, "run_outside_sweep", None)  # runs sharing work the sweep cannot share (resumable)
+    if outside is not None:
+        outside(config, out_dir, progress)
     return load_study_results(module, config, out_dir), report
 
 

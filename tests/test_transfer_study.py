@@ -1,0 +1,71 @@
+"""Transfer study: one source per (d, source quality, seed) serving every N, at tiny sizes."""
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+from reprjax import sweep
+from reprjax.methods import algorithm1
+from reprjax.methods.registry import get_method
+from reprjax.problem import targets
+from reprjax.studies import transfer, transfer_heads
+from reprjax.sweep.execution import run_from_seed
+
+SPEC = sweep.TargetSpec.of("transfer_pair", r=2, p=3)
+
+
+def _grid(seeds=2, N=(32, 64)):
+    return transfer_heads.heads_grid(SPEC, (6,), N, 16, seeds, (2, 4), 128)
+
+
+def test_learn_first_layer_is_the_first_layer_algorithm1_trains():
+    source, _ = targets.transfer_pair(jax.random.key(0), 6, r=2, p=3)
+    cfg = get_method("algorithm1").make_config(6, 96, 16, {})
+    key = jax.random.key(3)
+    full = algorithm1.train_one_step(key, source, cfg).predictor
+    only = algorithm1.learn_first_layer(key, source, cfg)
+    np.testing.assert_array_equal(np.asarray(only.params.W), np.asarray(full.params.W))
+    np.testing.assert_array_equal(np.asarray(only.params.b), np.asarray(full.params.b))
+    assert not np.any(np.asarray(only.params.a))  # no head
+
+
+def test_source_groups_hold_one_seed_and_every_N_of_one_source():
+    groups = transfer_heads.source_groups(_grid(seeds=2, N=(32, 48, 64)))
+    assert len(groups) == 1 * 2 * 2  # dims x source qualities x seeds
+    for g in groups:
+        assert len({r["seed"] for r in g.runs}) == 1 and len({r["source_n_over_d2"] for r in g.runs}) == 1
+        assert sorted(r["n"] for r in g.runs) == [32, 48, 64]
+    assert len({g.group_id for g in groups}) == len(groups)
+
+
+def test_a_shared_source_gives_the_rows_the_sweep_method_would():
+    group = transfer_heads.source_groups(_grid(seeds=1))[0]
+    shared = transfer_heads.run_group(group)
+    method = get_method("transfer")
+    for i, cfg in enumerate(group.configs):
+        alone = jax.jit(lambda k, c: run_from_seed(method, SPEC, 6, k, c))(jax.random.key(group.runs[i]["seed"]), cfg)
+        for field in ("test_nmse", "val_mse", "alignment", "lam"):
+            np.testing.assert_allclose(float(getattr(shared, field)[i]), float(getattr(alone, field)), rtol=1e-4)
+
+
+def test_heads_resume_and_load_one_row_per_run(tmp_path):
+    grid = _grid(seeds=1)
+    assert transfer_heads.run_heads(grid, tmp_path, progress=False) == 2
+    assert transfer_heads.run_heads(grid, tmp_path, progress=False) == 0  # every source done: nothing reruns
+    rows = transfer_heads.load_heads(grid, tmp_path)
+    assert len(rows) == len(grid.runs()) and set(rows["status"]) == {"ok"}
+    assert set(rows["method"]) == {"transfer"} and set(rows["source_n_over_d2"]) == {2, 4}
+
+
+def test_by_source_makes_one_family_per_source_quality():
+    df = pd.DataFrame(dict(method=["transfer", "transfer", "algorithm1"], source_n_over_d2=[2, 4, np.nan]))
+    out = transfer.by_source(df)
+    assert list(out["method"]) == [transfer.family_label(2), transfer.family_label(4), "algorithm1"]
+    assert "source_n_over_d2" not in out.columns
+
+
+def test_config_needs_a_comparison_and_counts_head_coefficients():
+    with pytest.raises(ValueError, match="methods"):
+        transfer.Config(methods=("transfer",))
+    assert transfer.head_coefficients(2, 4) == 15 and transfer.head_coefficients(3, 2) == 10
