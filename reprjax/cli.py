@@ -47,17 +47,20 @@ def _experiment(name: str) -> Any:
     return STUDIES[name]
 
 
-def _build_config(module: Any, config_file: str | None, overrides: dict[str, Any]) -> Any:
+def _build_config(module: Any, config_file: str | None, overrides: dict[str, Any]) -> tuple[Any, dict | None]:
+    """The study config, and the plugins it loaded (``{"modules", "directory"}``, kept in the manifest) or None."""
     from reprjax.studies import base
 
     values: dict[str, Any] = base.load_toml(config_file) if config_file else {}
+    plugins = None
     if "plugins" in values:  # user methods, imported from the config's folder (docs/adding_a_method.md)
-        base.load_plugins(values.pop("plugins"), source=str(config_file), directory=Path(config_file).parent)
+        plugins = dict(modules=values.pop("plugins"), directory=str(Path(config_file).parent.resolve()))
+        base.load_plugins(plugins["modules"], source=str(config_file), directory=plugins["directory"])
     given = {k: v for k, v in overrides.items() if v is not None}
     values.update(given)
     source = str(config_file) if config_file else "defaults"
     origins = {k: f"command line: --{k.replace('_', '-')}" for k in given}
-    return base.config_from_dict(module.Config, values, source=source, origins=origins)
+    return base.config_from_dict(module.Config, values, source=source, origins=origins), plugins
 
 
 def _finish(module: Any, config: Any, df: Any, out: Path, report: Any | None = None) -> None:
@@ -107,7 +110,7 @@ def _run_into(module: Any, config: Any, out: Path, args: argparse.Namespace, sou
 
 def _run(args: argparse.Namespace) -> int:
     module = _experiment(args.experiment)
-    config = _build_config(module, args.config, {"seeds": args.seeds})
+    config, plugins = _build_config(module, args.config, {"seeds": args.seeds})
     out = Path(args.out or f"runs/{module.NAME}")
     if args.distributed:  # pragma: no cover - needs several hosts
         import jax
@@ -115,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         jax.distributed.initialize()
     source = " with ".join([*([args.config] if args.config else []), *(["--seeds"] if args.seeds is not None else [])])
     return _run_into(module, config, out, args, source or "the default config", execution=args.execution,
-                     mask_samples=args.mask_samples, retry_failed=args.retry_failed)
+                     mask_samples=args.mask_samples, retry_failed=args.retry_failed, plugins=plugins)
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -131,6 +134,12 @@ def _plot(args: argparse.Namespace) -> int:
     module = _experiment(manifest.get("experiment", ""))
     if not isinstance(manifest.get("config"), dict):
         raise UsageError(f"{out / sweep.MANIFEST_FILE} holds no experiment config")
+    plugins = manifest.get("plugins")
+    if plugins is not None:  # the user methods the sweep ran (docs/adding_a_method.md)
+        if not isinstance(plugins, dict) or not isinstance(plugins.get("directory"), str):
+            raise UsageError(f"{out / sweep.MANIFEST_FILE}: 'plugins' is not what reprjax writes")
+        base.load_plugins(plugins.get("modules"), source=str(out / sweep.MANIFEST_FILE),
+                          directory=plugins["directory"])
     config = base.config_from_dict(module.Config, manifest["config"], source=str(out / sweep.MANIFEST_FILE))
     outdir.check_usable(out)
     with outdir.lock(out):

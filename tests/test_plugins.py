@@ -40,6 +40,12 @@ def test_a_method_in_a_users_file_runs_from_the_cli_through_the_plugins_list(cle
     assert len(quad) == 2 * 2 and (quad["status"] == "ok").all()
     assert "quadratic_ridge" not in sys.path and str(tmp_path) not in sys.path  # the folder was searched, then left
     assert registry.get_method("quadratic_ridge").label == "ridge on x and x^2"
+    # `reprjax plot` in a fresh process-like registry loads the same plugin from the manifest
+    registry.METHODS.pop("quadratic_ridge")
+    sys.modules.pop("quadratic_ridge", None)
+    (out / "report.txt").unlink()
+    assert cli.main(["plot", str(out)]) == 0
+    assert "quadratic_ridge" in registry.METHODS and (out / "report.txt").exists()
 
 
 def test_a_plugin_that_cannot_be_imported_is_one_config_error_naming_the_file(clean_registry, tmp_path):

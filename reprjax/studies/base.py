@@ -249,8 +249,12 @@ def load_study_results(module: Any, config: Any, out_dir: str | Path) -> pd.Data
 
 def run_experiment(module: Any, config: Any, out_dir: str | Path, execution: str = "auto", progress: bool = True,
                    overwrite: bool = False, mask_samples: bool | None = None,
-                   retry_failed: bool = False) -> tuple[pd.DataFrame, sweep.SweepReport]:
+                   retry_failed: bool = False, plugins: dict[str, Any] | None = None
+                   ) -> tuple[pd.DataFrame, sweep.SweepReport]:
     """Run the experiment's sweep into ``out_dir`` (resuming), return its results table and the sweep report.
+
+    ``plugins`` (``{"modules": [...], "directory": ...}``, the config's ``plugins`` list) is kept in the manifest, so
+    that ``reprjax plot`` can load the same user methods again.
 
     The grid is checked first; then ``out_dir`` must be usable and hold this same sweep, or none, unless
     ``overwrite`` (which removes the previous sweep's outputs: :func:`reprjax.sweep.outdir.remove_outputs`).
@@ -258,7 +262,7 @@ def run_experiment(module: Any, config: Any, out_dir: str | Path, execution: str
     """
     mask = getattr(config, "mask_samples", False) if mask_samples is None else mask_samples
     grid = checked_grid(module, config, mask)
-    extra = dict(experiment=module.NAME, config=config_dict(config))
+    extra = dict(experiment=module.NAME, config=config_dict(config), **({"plugins": plugins} if plugins else {}))
     outdir.prepare(out_dir, extra, overwrite)
     kwargs = dict(execution=execution, mask_samples=mask, progress=progress, manifest_extra=extra,
                   retry_failed=retry_failed)
