@@ -42,6 +42,10 @@ TINY = {
                             mask_samples=True),
     "large-d": dict(dims=[6], target="giant_step", r=1, p=3, n_over_d2=[1.0], width=16, seeds=2, n_test=256,
                     chunk=16, mask_samples=True),
+    "sgd-exponents": dict(dims=[8], targets=["tanh"], protocols=["online", "smoothed", "reuse"],
+                          reuse_passes=[3], seeds=2, level=0.4, budget=8.0, online_eta=0.4, smoothed_eta=0.4,
+                          reuse_eta=0.1, lam_scale=0.8, steps=8, max_batches=100, records=8, simulation="reduced",
+                          bootstrap=20),
 }
 
 

@@ -17,7 +17,7 @@ from reprjax.methods import sgd_protocols as P
 from reprjax.methods import sgd_runs
 from reprjax.problem import targets
 
-SETTINGS = settings(deadline=None, max_examples=5)
+SETTINGS = settings(deadline=None, max_examples=3)
 
 
 def _he(k):  # normalised h_k and its derivative, numpy
@@ -133,7 +133,7 @@ def _reduced_m(protocol, key, d, b, batches, k, eta, passes, lam):
 @pytest.mark.parametrize("protocol,k,b", [("online", 2, 4), ("smoothed", 3, 3), ("reuse", 3, 3)])
 def test_reduced_simulation_has_the_law_of_the_full_one(protocol, k, b):
     """Two-sample KS test of ``m`` after 3 batches (large steps, so the law moves away from the start)."""
-    d, seeds = 12, 3000
+    d, seeds = 12, 2000
     args = (d, b, 3, k, 2.0 * b / d, 2, 1.5)
     keys = jax.random.split(jax.random.key(7), seeds)
     full = np.asarray(jax.jit(jax.vmap(lambda kk: _full_m(protocol, kk, *args)))(keys))

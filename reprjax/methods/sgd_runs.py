@@ -83,7 +83,7 @@ class SGDConfig:
         _validate.check_number("lam_scale", self.lam_scale, low=0.0, low_open=True)
         _validate.check_number("level", self.level, low=0.0, high=1.0, low_open=True)
         level = np.asarray(self.level) if _validate.is_concrete(self.level) else None
-        if level is not None and level.size == 1 and float(level) >= 1:
+        if level is not None and level.size == 1 and float(level.reshape(())) >= 1:
             raise ValueError(f"level must be in (0, 1), got {self.level}")
         _validate.check_number("budget", self.budget, low=0.0, low_open=True)
         for name in ("steps", "max_batch", "records", "max_batches"):

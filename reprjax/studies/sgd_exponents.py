@@ -135,6 +135,11 @@ def _family(row: pd.Series) -> str:
     return f"reuse x{int(row['passes'])}" if protocol == "reuse" else protocol
 
 
+def _ok_with_family(df: pd.DataFrame) -> pd.DataFrame:
+    ok = df[df["status"] == "ok"] if "status" in df.columns else df
+    return ok.assign(family=[_family(r) for _, r in ok.iterrows()])
+
+
 def _study_name(label: str) -> str:
     return next(t for t in TARGETS if spec(t).label() == label)
 
@@ -143,7 +148,7 @@ def recovery_curves(df: pd.DataFrame) -> pd.DataFrame:
     """Rows ``(method = family, target, d, n, seed, unrecovered, status)``: per run, whether it had not yet
     recovered after ``n`` samples, on a log grid from the smallest recovery to the largest budget of its family
     (:data:`CURVE_POINTS_PER_DECADE`).  Past a run's budget nothing is known: those points are left out."""
-    ok = df[df["status"] == "ok"].assign(family=lambda f: f.apply(_family, axis=1))
+    ok = _ok_with_family(df)
     rows = []
     for (family, target), sub in ok.groupby(["family", "target"]):
         lo = max(1.0, float(sub["recovery_n"].min()) / 2)
@@ -159,7 +164,11 @@ def recovery_curves(df: pd.DataFrame) -> pd.DataFrame:
 def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
     """Per run the samples to recovery; per ``(target, protocol, d)`` the median and share recovered; per
     ``(target, protocol)`` the fitted exponent with its interval next to the theory's."""
-    ok = df[df["status"] == "ok"].assign(family=lambda f: f.apply(_family, axis=1))
+    ok = _ok_with_family(df)
+    failed = int((df["status"] != "ok").sum())
+    if ok.empty:
+        return dict(runs=pd.DataFrame(), per_d=pd.DataFrame(), exponents=pd.DataFrame(), failed_runs=failed,
+                    seconds=math.nan)
     ok = ok.assign(study_target=ok["target"].map(_study_name))
     runs = ok[["study_target", "family", "d", "seed", "recovery_n", "recovered", "n_budget", "batch", "eta",
                "initial_overlap", "wall_time_s"]].rename(columns={"study_target": "target"})
@@ -177,13 +186,14 @@ def summarise(df: pd.DataFrame, config: Config) -> dict[str, Any]:
         fit = exponent_fits.family_exponents(sub, family, 0.5, n_boot=config.bootstrap, metric="unrecovered")
         fits.append(dict(fit, target=name, k_info=k_info, k_gen=k_gen, theory_exponent=power, theory=text))
     exponents = pd.DataFrame(fits)
-    failed = int((df["status"] != "ok").sum())
     return dict(runs=runs, per_d=per_d, exponents=exponents, failed_runs=failed,
                 seconds=float(df["wall_time_s"].sum()) if "wall_time_s" in df.columns else math.nan)
 
 
 def report(summary: dict[str, Any], config: Config) -> str:
     per_d = summary["per_d"].copy()
+    if per_d.empty:
+        return f"no successful run ({summary['failed_runs']} failed)"
     lines = [f"Samples to weak recovery |<w, u>| >= {config.level} of one neuron (median over seeds; 'nan' where "
              f"fewer than half the seeds recovered within the budget of {config.budget:g} x the theorem's n(d)):"]
     table = per_d.pivot_table(index=["target", "family"], columns="d", values="median_n", dropna=False)
@@ -191,13 +201,15 @@ def report(summary: dict[str, Any], config: Config) -> str:
               "share of seeds recovered within the budget:",
               per_d.pivot_table(index=["target", "family"], columns="d", values="recovered").round(2).to_string(),
               "", "exponent of the median samples to recovery against d (slope: 95% t interval from a seed "
-              "bootstrap over the resolved dims; collapse: every point on one curve) | theory:"]
+              "bootstrap over the resolved dims; the collapse of report.collapse is not shown: the share of "
+              "seeds not yet recovered is not an error curve it can place) | theory:"]
     exps = summary["exponents"]
     for name, sub in exps.groupby("target", sort=False):
         lines.append(f"-- {name} (information exponent {int(sub['k_info'].iloc[0])}, generative exponent "
                      f"{int(sub['k_gen'].iloc[0])})")
-        lines += exponent_text.exponent_lines(sub.drop(columns=["target", "k_info", "k_gen", "theory_exponent"]),
-                                              len(config.dims))
+        shown = sub.drop(columns=["target", "k_info", "k_gen", "theory_exponent",
+                                  *[c for c in sub.columns if c.startswith("collapse")]])
+        lines += exponent_text.exponent_lines(shown, len(config.dims))
     if summary["failed_runs"]:
         lines.append(f"{summary['failed_runs']} runs failed (NaN/inf overlap): not counted")
     lines.append(f"runs' wall time, summed over groups: {summary['seconds']:.1f} s")
