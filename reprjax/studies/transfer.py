@@ -181,7 +181,7 @@ def report(summary: dict[str, Any], config: Config) -> str:
              f"theory for the head: n*_target ~ c C(r + p, p) = c x {k} (r = {config.r}, p = {config.p}), independent "
              f"of d; band drawn: c in [{lo:g}, {hi:g}] -> [{lo * k:g}, {hi * k:g}] (not fitted)", "",
              "alignment of the source W_1 with span(U) (mean over seeds, its standard error):",
-             summary["alignment"].round(4).to_string(index=False), "",
+             summary.get("alignment", alignment_table(pd.DataFrame())).round(4).to_string(index=False), "",
              "exponent of n* against d (95% t intervals from a seed bootstrap; slope: of log n* on log d over the "
              "resolved dims; collapse: the a that puts every point on one curve against n / d^a; a ~ 0: the curves "
              "of all d lie on one curve against N itself):",
