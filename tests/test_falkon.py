@@ -72,6 +72,18 @@ def test_warm_starts_along_the_strength_path_save_iterations():
     _close(_predictions(warm.path), _predictions(cold.path), 1e-4)
 
 
+def test_joint_strengths_reach_the_direct_solutions_in_fewer_kernel_passes_than_the_path():
+    x, y = _problem(n=800)
+    lams = (1e-9, 1e-6, 1e-3, 1.0)
+    direct = nystrom.nystrom_ridge_path(_ntk, x, y, lams, 200)
+    path = falkon.falkon_ridge_path(_ntk, x, y, lams, 200, strategy="path")
+    joint = falkon.falkon_ridge_path(_ntk, x, y, lams, 200, strategy="joint")
+    assert np.all(np.asarray(joint.residual) <= falkon.TOL)
+    # one pass over the kernel blocks per CG update: the joint solve makes max(iterations) passes, the path their sum
+    assert np.asarray(joint.iterations).max() < np.asarray(path.iterations).sum()
+    _close(_predictions(joint.path), _predictions(direct), 1e-4)
+
+
 def test_cached_and_recomputed_kernel_blocks_give_the_same_solution():
     x, y = _problem(n=500)
     lams = (1e-7, 1e-3)
@@ -102,7 +114,8 @@ def test_kernel_solver_falkon_matches_nystrom_end_to_end():
     assert float(fast.lam) == pytest.approx(float(direct.lam))
 
 
-@pytest.mark.parametrize("bad", [dict(tol=0.0), dict(tol=2.0), dict(max_iter=0), dict(cache_gib=-1.0)])
+@pytest.mark.parametrize("bad", [dict(tol=0.0), dict(tol=2.0), dict(max_iter=0), dict(cache_gib=-1.0),
+                                 dict(strategy="both")])
 def test_invalid_solver_settings_are_rejected_by_name(bad):
     x, y = _problem(n=100)
     with pytest.raises(ValueError, match=next(iter(bad))):

@@ -123,7 +123,8 @@ def kernel_pass_seconds(n: int, centres: int, block: int = 2048) -> float:
 
 
 def falkon_against_direct(n: int, roofline: dict[str, Any], block: int = 2048, cache_gib: float = falkon.CACHE_GIB,
-                          tol: float = falkon.TOL, seed: int = 1, centres: int | None = None) -> list[Row]:
+                          tol: float = falkon.TOL, seed: int = 1, centres: int | None = None,
+                          strategies: tuple[str, ...] = falkon.STRATEGIES) -> list[Row]:
     """The direct Nystrom path and falkon on the same samples (the study's pipeline: paper target, d = 16, infinite
     NTK with bias variance 1, 20% validation, the centres rule, the Nystrom strength grid), one timed call each
     (compile included).  Rows: each solver's time, validation-chosen strength and test NMSE (+- SE, the same test
@@ -142,12 +143,14 @@ def falkon_against_direct(n: int, roofline: dict[str, Any], block: int = 2048, c
     x_val, r_val = roles.val.take(ds.x), roles.val.take(residual)
     m, lambdas = config.centres_for(D), config.strengths
     direct = jax.jit(lambda x, y: nystrom.nystrom_ridge_path(_kernel, x, y, lambdas, m, block=block))
-    fast = jax.jit(lambda x, y: falkon.falkon_ridge_path(_kernel, x, y, lambdas, m, block=block, tol=tol,
-                                                         cache_gib=cache_gib))
+    solvers = [("direct", direct)] + [
+        (f"falkon_{s}", jax.jit(lambda x, y, s=s: falkon.falkon_ridge_path(_kernel, x, y, lambdas, m, block=block,
+                                                                           tol=tol, cache_gib=cache_gib, strategy=s)))
+        for s in strategies]
     rows, preds, seconds = [], {}, {}
-    for name, solve in (("direct", direct), ("falkon", fast)):
+    for name, solve in solvers:
         out, seconds[name], mem = _timed(solve, x_fit, roles.stage2.take(residual))
-        path = out.path if name == "falkon" else out
+        path = out if name == "direct" else out.path
         preds[name] = np.asarray(nystrom.predict(_kernel, x_val, path, block))
         val_mse = ridge.validation_mse(jnp.asarray(preds[name]), r_val)
         index = int(ridge.select_lambda(val_mse))
@@ -161,21 +164,22 @@ def falkon_against_direct(n: int, roofline: dict[str, Any], block: int = 2048, c
         extra: Row = dict(n=n, d=D, centres=m, strengths=len(lambdas), chosen_lambda=lambdas[index],
                           val_mse=[float(v) for v in val_mse], test_nmse=float(err.nmse),
                           test_nmse_se=float(err.nmse_se), process_peak_rss_gib=mem.peak / 2**30)
-        if name == "falkon":
+        if name != "direct":
             iters = [int(i) for i in out.iterations]
             spread = preds["direct"].std(axis=0)
-            diff = np.abs(preds["falkon"] - preds["direct"]).max(axis=0) / spread
+            diff = np.abs(preds[name] - preds["direct"]).max(axis=0) / spread
             extra.update(iterations=dict(zip(map(str, lambdas), iters)), total_iterations=sum(iters),
                          residual=[float(r) for r in out.residual], cached=out.cached, tol=tol,
-                         val_prediction_gap=[float(v) for v in diff], speedup=seconds["direct"] / seconds["falkon"],
+                         val_prediction_gap=[float(v) for v in diff], speedup=seconds["direct"] / seconds[name],
                          test_nmse_gap=float(err.nmse) - rows[0]["test_nmse"])
         note = (f"test NMSE {float(err.nmse):.4f} +- {float(err.nmse_se):.4f} at lambda {lambdas[index]:g}; "
                 "compile included")
-        if name == "falkon":
-            note += (f"; {extra['speedup']:.2f}x the direct path, {sum(iters)} CG iterations "
-                     f"({'cached' if out.cached else 'recomputed'} kernel blocks)")
+        if name != "direct":
+            note += (f"; {extra['speedup']:.2f}x the direct path, {sum(iters)} CG iterations (largest "
+                     f"{max(iters)}) ({'cached' if out.cached else 'recomputed'} kernel blocks)")
         flops = normal_equation_flops(config.n_fit, m, D) if name == "direct" else 0.0
-        rows.append(result(f"kernel_solver_{name}_n{n}_M{m}", [seconds[name]], flops, roofline, mem, notes=note, **extra))
+        rows.append(result(f"kernel_solver_{name}_n{n}_M{m}", [seconds[name]], flops, roofline, mem, notes=note,
+                           **extra))
     return rows
 
 

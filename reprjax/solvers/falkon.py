@@ -49,6 +49,8 @@ from reprjax.solvers import nystrom, ridge
 TOL = 1e-6
 #: Default iteration cap per strength.
 MAX_ITER = 200
+#: How the strengths share CG (:func:`falkon_ridge_path`): one at a time with warm starts, or all at once.
+STRATEGIES = ("path", "joint")
 #: Default bound on the kernel cache (GiB); beyond it kernel blocks are recomputed every iteration.
 CACHE_GIB = 4.0
 
@@ -88,14 +90,14 @@ def _gram_apply(kernel_fn, x, w, y, centres, block, kernel_dtype, cache):
 
     source = jax.lax.map(kblock, xb) if cache else xb
 
-    def apply(v: Float[Array, " M"]) -> tuple[Float[Array, " M"], Float[Array, " M"]]:
+    def apply(v: Float[Array, "M k"]) -> tuple[Float[Array, "M k"], Float[Array, " M"]]:
         def step(acc, batch):
             kb = (batch[0] if cache else kblock(batch[0])).astype(jnp.float64)
-            both = kb.T @ (jnp.stack([kb @ v, batch[2]], axis=1) * batch[1][:, None])
+            both = kb.T @ (jnp.concatenate([kb @ v, batch[2][:, None]], axis=1) * batch[1][:, None])
             return acc + both, None
 
-        out, _ = jax.lax.scan(step, jnp.zeros((v.shape[0], 2), jnp.float64), (source, wb, yb))
-        return out[:, 0], out[:, 1]
+        out, _ = jax.lax.scan(step, jnp.zeros((v.shape[0], v.shape[1] + 1), jnp.float64), (source, wb, yb))
+        return out[:, :-1], out[:, -1]
 
     return apply
 
@@ -107,35 +109,40 @@ def _add_diagonal(a: Float[Array, "M M"], value) -> Float[Array, "M M"]:
 
 
 def _cg(op_rhs, beta0, tol, max_iter):
-    """Conjugate gradients on an SPD operator from ``beta0``; stops at ``|r| <= tol |rhs|`` or ``max_iter``.
+    """Conjugate gradients on SPD operators, one per column of ``beta0`` ``(M, k)``, from ``beta0``; a column stops at
+    ``|r| <= tol |rhs|`` or after ``max_iter`` updates (and is then left unchanged while the others continue).
 
-    ``op_rhs(v)`` returns the operator applied to ``v`` and the right-hand side, from the same kernel blocks: it is
-    called exactly once per loop pass, the first pass forming the initial residual, so that the right-hand side and
-    every product come from one compiled program (float32 kernel blocks evaluated by two different programs can
-    differ by ~1e-3 relative at XLA's lowest optimisation, enough to move near-ridgeless solutions).  Returns
-    ``beta``, the number of CG updates and the final relative residual.
+    ``op_rhs(v)`` returns the operators applied to the columns of ``v`` and the right-hand sides, from the same
+    kernel blocks: it is called exactly once per loop pass, the first pass forming the initial residual, so that the
+    right-hand sides and every product come from one compiled program (float32 kernel blocks evaluated by two
+    different programs can differ by ~1e-3 relative at XLA's lowest optimisation, enough to move near-ridgeless
+    solutions).  Returns ``beta``, the number of CG updates of each column and its final relative residual.
     """
+    def running(its, rr, norm):
+        return (its < max_iter) & (jnp.sqrt(rr) > tol * norm)
+
     def cond(state):
-        k, _, _, _, rr, norm = state
-        return (k == 0) | ((k <= max_iter) & (jnp.sqrt(rr) > tol * norm))
+        k, _, _, _, rr, norm, its = state
+        return (k == 0) | jnp.any(running(its, rr, norm))
 
     def body(state):
-        k, beta, r, p, rr, norm = state
+        k, beta, r, p, rr, norm, its = state
         first = k == 0
         q, rhs = op_rhs(jnp.where(first, beta, p))
-        pq = jnp.vdot(p, q)
-        step = jnp.where(first | (pq == 0), 0.0, rr / jnp.where(pq == 0, 1.0, pq))
+        active = ~first & running(its, rr, norm)
+        pq = jnp.sum(p * q, axis=0)
+        step = jnp.where(active & (pq != 0), rr / jnp.where(pq == 0, 1.0, pq), 0.0)
         beta = beta + step * p
         r = jnp.where(first, rhs - q, r - step * q)
-        rr_new = jnp.vdot(r, r)
-        p = jnp.where(first, r, r + (rr_new / jnp.where(rr == 0, 1.0, rr)) * p)
-        norm = jnp.where(first, jnp.linalg.norm(rhs), norm)
-        return k + 1, beta, r, p, rr_new, norm
+        rr_new = jnp.sum(r * r, axis=0)
+        p = jnp.where(first, r, jnp.where(active, r + (rr_new / jnp.where(rr == 0, 1.0, rr)) * p, p))
+        norm = jnp.where(first, jnp.linalg.norm(rhs, axis=0), norm)
+        return k + 1, beta, r, p, rr_new, norm, its + active.astype(jnp.int32)
 
-    zero = jnp.zeros_like(beta0)
-    init = (jnp.asarray(0, jnp.int32), beta0, zero, zero, jnp.asarray(0.0, beta0.dtype), jnp.asarray(0.0, beta0.dtype))
-    k, beta, _, _, rr, norm = jax.lax.while_loop(cond, body, init)
-    return beta, k - 1, jnp.sqrt(rr) / jnp.maximum(norm, jnp.finfo(beta0.dtype).tiny)
+    zero, cols = jnp.zeros_like(beta0), jnp.zeros((beta0.shape[1],), beta0.dtype)
+    init = (jnp.asarray(0, jnp.int32), beta0, zero, zero, cols, cols, jnp.zeros((beta0.shape[1],), jnp.int32))
+    _, beta, _, _, rr, norm, its = jax.lax.while_loop(cond, body, init)
+    return beta, its, jnp.sqrt(rr) / jnp.maximum(norm, jnp.finfo(beta0.dtype).tiny)
 
 
 def falkon_ridge_path(
@@ -152,6 +159,7 @@ def falkon_ridge_path(
     cache_gib: float = CACHE_GIB,
     warm_start: bool = True,
     jitter: float = 1e-6,
+    strategy: str = "path",
 ) -> FalkonPath:
     """Nystrom kernel ridge by preconditioned CG for a grid of relative strengths (the module's docstring).
 
@@ -171,6 +179,10 @@ def falkon_ridge_path(
       cache_gib: keep the kernel blocks in memory when they fit in this many GiB (0: never).
       warm_start: start each strength's CG from the previous (larger) strength's solution; else from zero.
       jitter: ``eps`` of ``K_MM + eps I`` relative to its mean diagonal, as in :func:`nystrom.solve_path`.
+      strategy: ``path`` (default): one strength at a time, largest first, warm-started (memory: one preconditioner
+        factor); ``joint``: every strength at once as columns of one CG, so that one pass over the kernel blocks
+        serves them all (iterations: the largest over strengths instead of their sum; memory: ``L`` factors of
+        ``M x M`` float64, and ``warm_start`` does not apply).
 
     Returns:
       :class:`FalkonPath` (float64 coefficients, iterations and final residual per strength).
@@ -184,6 +196,7 @@ def falkon_ridge_path(
     _validate.check_number("tol", tol, low=0.0, high=1.0, low_open=True)
     _validate.check_int("max_iter", max_iter, low=1)
     _validate.check_number("cache_gib", cache_gib, low=0.0)
+    _validate.check_choice("strategy", strategy, STRATEGIES)
     ridge.check_lambdas(lambdas)
     if min(lambdas) <= 0:
         raise ValueError(f"lambdas must all be > 0 for falkon (CG needs a positive definite system), got {lambdas}")
@@ -217,27 +230,44 @@ def falkon_ridge_path(
         lam = jnp.asarray(lambdas, jnp.float64) * (jnp.sum(w * diag) / n_eff)
         shifts = n_eff * lam[jnp.asarray(order)]
 
-        def solve_one(alpha_prev, shift):
-            r = _lapack.cholesky(_add_diagonal(t, shift + floor))
+        def factor(shift):
+            return _lapack.cholesky(_add_diagonal(t, shift + floor))
 
-            def to_alpha(beta):
-                return _lapack.solve_lower(low, _lapack.solve_lower(r, beta, transpose=True), transpose=True)
+        # per column j: R_j^{-T} (column), R_j^{-1} (column); rs is (k, M, M), columns of v are the k strengths
+        def r_t_solve(rs, v):
+            return jax.vmap(lambda r, col: _lapack.solve_lower(r, col, transpose=True), (0, 1), 1)(rs, v)
 
+        def r_solve(rs, v):
+            return jax.vmap(_lapack.solve_lower, (0, 1), 1)(rs, v)
+
+        def operator(rs, shift):
             def op_rhs(beta):
-                u = _lapack.solve_lower(r, beta, transpose=True)
+                u = r_t_solve(rs, beta)
                 hv, b = apply_h(_lapack.solve_lower(low, u, transpose=True))
-                both = _lapack.solve_lower(low, jnp.stack([hv, b], axis=1))
-                return _lapack.solve_lower(r, both[:, 0] + shift * u), _lapack.solve_lower(r, both[:, 1])
+                both = _lapack.solve_lower(low, jnp.concatenate([hv, b[:, None]], axis=1))
+                rhs = r_solve(rs, jnp.broadcast_to(both[:, -1:], u.shape))
+                return r_solve(rs, both[:, :-1] + shift[None, :] * u), rhs
+            return op_rhs
 
-            beta0 = r.T @ (low.T @ alpha_prev) if warm_start else jnp.zeros((m,), jnp.float64)
-            beta, k, res = _cg(op_rhs, beta0, tol, max_iter)
-            alpha = to_alpha(beta)
-            return alpha, (alpha, k, res)
+        def to_alpha(rs, beta):
+            return _lapack.solve_lower(low, r_t_solve(rs, beta), transpose=True)
 
-        _, (coef, iters, res) = jax.lax.scan(solve_one, jnp.zeros((m,), jnp.float64), shifts)
+        if strategy == "joint":
+            rs = jax.lax.map(factor, shifts)
+            beta, iters, res = _cg(operator(rs, shifts), jnp.zeros((m, shifts.shape[0]), jnp.float64), tol, max_iter)
+            coef = to_alpha(rs, beta).T
+        else:
+            def solve_one(alpha_prev, shift):
+                rs = factor(shift)[None]
+                beta0 = (rs[0].T @ (low.T @ alpha_prev))[:, None] if warm_start else jnp.zeros((m, 1), jnp.float64)
+                beta, k, res = _cg(operator(rs, shift[None]), beta0, tol, max_iter)
+                alpha = to_alpha(rs, beta)[:, 0]
+                return alpha, (alpha, k[0], res[0])
+
+            _, (coef, iters, res) = jax.lax.scan(solve_one, jnp.zeros((m,), jnp.float64), shifts)
         inverse = jnp.argsort(jnp.asarray(order))
         path = nystrom.NystromPath(coef=coef[inverse] * cw[None, :], lambdas=lam, centres=c, active=jnp.sum(cw))
         return FalkonPath(path=path, iterations=iters[inverse], residual=res[inverse], cached=cache)
 
 
-__all__ = ["CACHE_GIB", "FalkonPath", "MAX_ITER", "TOL", "cache_fits", "falkon_ridge_path"]
+__all__ = ["CACHE_GIB", "FalkonPath", "MAX_ITER", "STRATEGIES", "TOL", "cache_fits", "falkon_ridge_path"]
