@@ -198,7 +198,8 @@ def bench_falkon(roofline: dict[str, Any], quick: bool, repeats: int) -> list[Ro
 
 def bench_falkon_acceptance(roofline: dict[str, Any], quick: bool, repeats: int) -> list[Row]:
     """The issue's acceptance row: d = 16, n = 262,144 with the centres rule (M = 9690), one run of each solver;
-    falkon keeps its 7.6 GiB kernel cache (``cache_gib = 9``).  About 20 minutes on 2 cores."""
+    falkon keeps its 7.6 GiB kernel cache (``cache_gib = 9``); with ``strategy="joint"`` its 11 preconditioner
+    factors add 8.3 GiB (about 17 GiB in all).  Not yet run: more than 20 minutes on 2 quiet cores."""
     n = 16384 if quick else 262144
     return falkon_against_direct(n, roofline, cache_gib=9.0)
 

@@ -22,7 +22,9 @@ Choices (measured in docs/kernels_at_scale.md, "Falkon"):
   ``K``, ``T`` and ``R`` are float64.
 * **Strength path with warm starts**: strengths are solved one at a time from the largest down, each CG started
   from the previous strength's coefficients (the solutions move little between neighbouring strengths of a
-  geometric grid); one Cholesky of ``c T + s I`` (``M^3 / 3``) per strength.
+  geometric grid); one Cholesky of ``c T + s I`` (``M^3 / 3``) per strength.  ``strategy="joint"`` instead solves
+  every strength as a column of one CG: one pass over the kernel blocks per update serves them all (passes: the
+  largest iteration count instead of the sum), at ``L`` factors ``R`` in memory.
 * **Stopping rule**: CG stops when the residual of the preconditioned system falls to ``tol`` times its right-hand
   side, ``|r_k| <= tol |R^{-1} L^{-1} b|`` (the right-hand side, not the first residual, so that a warm start that
   is already close stops early), or after ``max_iter`` iterations; :class:`FalkonPath` records both per strength.
@@ -31,7 +33,8 @@ Choices (measured in docs/kernels_at_scale.md, "Falkon"):
   (its arc-cosines), so without the cache the iterations cost about one direct accumulation each at d = 16.
 
 Memory: the cache (``n M`` entries of ``kernel_dtype``, when used), four ``M x M`` float64 matrices (``K``, ``L``,
-``T``, ``R``) and one ``block x M`` kernel block in float64; never ``n x n``.
+``T``, ``R``; ``3 + L`` of them with ``strategy="joint"``) and one ``block x M`` kernel block in float64; never
+``n x n``.
 """
 
 from __future__ import annotations
