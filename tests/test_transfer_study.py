@@ -69,3 +69,10 @@ def test_config_needs_a_comparison_and_counts_head_coefficients():
     with pytest.raises(ValueError, match="methods"):
         transfer.Config(methods=("transfer",))
     assert transfer.head_coefficients(2, 4) == 15 and transfer.head_coefficients(3, 2) == 10
+
+
+def test_head_preprocess_off_reaches_every_head_config():
+    grid = transfer_heads.heads_grid(SPEC, (6,), (32, 64), 16, 1, (2,), 128, head_preprocess=False)
+    group = transfer_heads.source_groups(grid)[0]
+    assert all(r["preprocess"] is False for r in group.runs)
+    assert all(not c.head.preprocess for c in group.configs)
