@@ -3,7 +3,7 @@
 from reprjax._lazy import lazy_attributes
 
 _MODULES = ("contract", "run_config", "scoring", "registry", "algorithm1", "kernel_ridge", "both_layers", "first_layer",
-            "first_layer_presets", "spectrum", "overlaps")
+            "first_layer_presets", "spectrum", "overlaps", "sgd_protocols", "sgd_runs")
 _ENTRY_POINTS = {
     "METHODS": "registry",
     "Method": "registry",
