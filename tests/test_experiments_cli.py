@@ -27,7 +27,7 @@ TINY = {
                               mask_samples=True, bootstrap=50, kernel_dims=[6], kernel_n_over_d2=[2.0, 8.0]),
     "transfer": dict(dims=[6, 8], r=2, p=3, N=[32, 64], methods=["transfer", "scratch", "entk"],
                      source_n_over_d2=[2, 4], width=16, seeds=2, threshold=0.4, kernel_n_max=64, n_test=256,
-                     mask_samples=True, bootstrap=50),
+                     mask_samples=True, bootstrap=50, head_preprocess=True),
     "alignment": dict(dims=[6], r=1, p=3, n_over_d2=[1.0, 4.0], width=16, seeds=2, n_test=256, mask_samples=True),
     "information-exponent": dict(dims=[6], exponents=[2, 3], include_paper=False, include_giant_step=False,
                                  n_over_d2=[4.0], preprocess=[True], width=16, seeds=2, n_test=256,

@@ -13,7 +13,9 @@ The transferred heads are not sweep runs: each source is learned once per ``(d, 
 alignment of ``W_1`` with ``span(U)``.  Theory for the head: with ``W_1`` aligned to ``span(U)`` the head is ridge on
 random features of an ``r``-dimensional input, a degree-``p`` polynomial in ``r`` variables has ``C(r + p, p)``
 coefficients, so ``n*_target ~ c C(r + p, p)`` with ``c`` independent of ``d``; the figure draws the band
-``c`` in :data:`THEORY_BAND` (docs/transfer.md).
+``c`` in :data:`THEORY_BAND` (docs/transfer.md).  ``head_preprocess`` (default off) re-estimates Algorithm 1's
+``alpha + <beta, x>`` on the ``N`` target samples before the head: ``beta`` is a ``d``-vector whose estimate adds about
+``d / N`` to the error, a ``d``-dependence of the pre-processing and not of the representation (docs/transfer.md).
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class Config:
     n_test: int = 4096
     mask_samples: bool = True
     bootstrap: int = 1000
+    #: re-estimate Algorithm 1's ``alpha + <beta, x>`` on the N target samples before the head (costs ~ d / N)
+    head_preprocess: bool = False
 
     def __post_init__(self) -> None:
         base.check_fields(self)
@@ -103,7 +107,7 @@ def heads_grid(config: Config) -> sweep.Grid | None:
     if "transfer" not in config.methods:
         return None
     return transfer_heads.heads_grid(_spec(config), config.dims, config.N, config.width, config.seeds,
-                                     config.source_n_over_d2, config.n_test)
+                                     config.source_n_over_d2, config.n_test, config.head_preprocess)
 
 
 def run_outside_sweep(config: Config, out_dir: str | Path, progress: bool = True) -> None:
@@ -173,7 +177,8 @@ def report(summary: dict[str, Any], config: Config) -> str:
     k = head_coefficients(config.r, config.p)
     lo, hi = THEORY_BAND
     lines = ["error on the target head against N (mean over seeds; 'algorithm1' = scratch; 'transfer n_src=c d^2': "
-             "the head refit on a first layer learned from c d^2 source samples):", curves.to_string(), "",
+             "the head refit on a first layer learned from c d^2 source samples; the head's own label pre-processing "
+             f"{'on' if config.head_preprocess else 'off'}):", curves.to_string(), "",
              f"n*_target at threshold {config.threshold} (censored: below = already under the threshold at the "
              f"smallest N, above = not reached by the largest; {unresolved}/{len(n_star)} unresolved; log_n_star_se: "
              "standard error of log n*, seeds and test estimates):",
