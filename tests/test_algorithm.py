@@ -326,8 +326,11 @@ def test_diverged_run_is_reported_failed_and_never_averaged():
         algorithm.mean_over_runs(out, cfg)
     ok = jax.jit(jax.vmap(algorithm.run, in_axes=(0, None, None)))(_keys(0, 2), t, cfg.replace(eta_scale=1.0))
     assert not bool(jnp.any(ok.failed))
-    assert set(algorithm.mean_over_runs(ok)) == {"test_nmse", "test_mae", "val_mse", "lam", "lam_position",
-                                                 "edge_val_drop", "alignment"}
+    means = algorithm.mean_over_runs(ok)
+    assert set(means) == {"test_nmse", "test_mae", "val_mse", "lam", "lam_position", "edge_val_drop", "alignment",
+                          "test_nmse_se", "test_mae_se", "val_mse_se"}
+    se = np.asarray(ok.test_nmse_se, np.float64)  # the SE of the mean of independent estimates, not the mean SE
+    assert means["test_nmse_se"] == pytest.approx(np.sqrt(np.sum(se**2)) / se.size, rel=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------ multi-step baseline

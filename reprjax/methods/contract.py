@@ -133,11 +133,16 @@ def failed_runs_report(metrics: Metrics, config: Any = None) -> list[str]:
 
 
 def mean_over_runs(metrics: Metrics, config: Any = None) -> dict[str, float]:
-    """Means over stacked runs; raises ``ValueError`` naming the failed runs instead of averaging NaN silently."""
+    """Means over stacked runs; raises ``ValueError`` naming the failed runs instead of averaging NaN silently.
+
+    A standard error ``<metric>_se`` becomes the standard error of the mean of the runs' estimates,
+    ``sqrt(sum se^2) / k`` (independent test sets), not the mean of the standard errors.
+    """
     report = failed_runs_report(metrics, config)
     if report:
         raise ValueError("cannot average failed runs:\n" + "\n".join(report))
-    return {k: float(jnp.mean(v)) for k, v in vars(metrics).items() if k != "failed"}
+    return {k: float(jnp.sqrt(jnp.sum(jnp.square(v))) / jnp.size(v)) if k.endswith("_se") else float(jnp.mean(v))
+            for k, v in vars(metrics).items() if k != "failed"}
 
 
 __all__ = ["Metrics", "Predictor", "edge_validation_drop", "failed_runs_report", "label_moments", "mean_over_runs",
