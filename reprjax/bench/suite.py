@@ -22,6 +22,7 @@ from reprjax import network
 from reprjax.methods import algorithm1 as algorithm
 from reprjax.bench import first_layer_training as bench_multistep
 from reprjax.bench import algorithm1_large_d as bench_streaming
+from reprjax.bench import entk_forms
 from reprjax.sweep import host_threads
 from reprjax.kernels import empirical as kernels
 from reprjax.solvers import ridge
@@ -192,7 +193,10 @@ _FORCED_DEVICES = textwrap.dedent("""
     import json, time
     import jax
     from jax.sharding import NamedSharding, PartitionSpec
-    from reprjax import algorithm, host_threads, sweep, targets
+    from reprjax import sweep
+    from reprjax.methods import algorithm1 as algorithm
+    from reprjax.problem import targets
+    from reprjax.sweep import host_threads
     from reprjax.bench.suite import _small_config
     cfg = _small_config({solver!r})
     t = targets.paper_target(jax.random.key(0), 16)
@@ -290,6 +294,8 @@ BENCHMARKS = {
     "online_sgd": bench_multistep.bench_online_sgd,
     "fresh_gd": bench_multistep.bench_fresh_gd,
     "streaming": bench_streaming.bench_streaming,
+    "entk_blocks": entk_forms.bench_entk_blocks,
+    "entk_jacobian": entk_forms.bench_entk_jacobian,
 }
 
 
