@@ -20,7 +20,8 @@ from reprjax._lazy import lazy_attributes
 __version__ = "0.1.0"
 
 #: The layers, bottom first.
-_MODULES = ("maths", "problem", "network", "solvers", "kernels", "methods", "sweep", "report", "studies", "bench", "cli")
+_MODULES = ("maths", "problem", "network", "solvers", "kernels", "methods", "sweep", "report", "studies", "bench",
+            "cli")
 
 #: Main entry points, each re-exported from the module named.
 _ENTRY_POINTS = {

@@ -94,7 +94,8 @@ def test_stratified_estimate_is_several_times_tighter_than_plain_monte_carlo():
     keys = jax.random.split(jax.random.key(12), 24)
     sds = {}
     for estimator, control in (("plain", False), ("stratified", True)):
-        errs = jax.vmap(lambda k: held_out_errors(k, t, predict, 2048, 1024, estimator=estimator, control=control))(keys)
+        errs = jax.vmap(lambda k: held_out_errors(k, t, predict, 2048, 1024, estimator=estimator,
+                                                  control=control))(keys)
         sds[estimator] = float(np.std(np.asarray(errs.nmse), ddof=1))
     assert sds["stratified"] * 4.0 < sds["plain"], sds
 

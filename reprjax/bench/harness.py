@@ -1,7 +1,8 @@
 """Benchmark harness: wall time, achieved FLOP/s against the same run's matmul roofline, peak memory, device.
 
 Runnable as ``reprjax bench [--only NAME ...] [--quick] [--out DIR]`` and as ``python -m reprjax.cli bench``; the
-benchmarks themselves live in :mod:`reprjax.bench.suite` (with those of the other ``reprjax.bench`` modules), each a function ``(roofline, quick, repeats) -> rows`` handed to :func:`main`.  Every
+benchmarks themselves live in :mod:`reprjax.bench.suite` (with those of the other ``reprjax.bench`` modules), each
+a function ``(roofline, quick, repeats) -> rows`` handed to :func:`main`.  Every
 benchmark reports the median of ``repeats`` (>= 5) timed calls after a warm-up (compilation) call, each ended by
 ``block_until_ready``; the FLOPs it performs, counted explicitly (matrix products and factorisations; elementwise
 work is not counted); the ratio of its FLOP/s to the dense float32 matmul FLOP/s measured in the same process (the

@@ -1,4 +1,5 @@
-"""Kernels: the empirical NTK of the two-layer net, infinite-width NTK / NNGP, kernel theory (plateaus, learning curves)."""
+"""Kernels: the empirical NTK of the two-layer net, infinite-width NTK / NNGP, kernel theory (plateaus, learning
+curves)."""
 
 from reprjax._lazy import lazy_attributes
 

@@ -14,9 +14,9 @@ deterministic function of the key and its own size, so enlarging the test set ne
 
 Samples are keyed per row: row ``i`` of a draw is a function of the key and ``i`` alone (:func:`normal_rows` evaluates
 the counter-based threefry generator at the counters of rows ``[start, start + rows)``), so any block of rows can be
-drawn without the rows before it (:func:`sample_rows`, the training stream of :mod:`reprjax.problem.streams`), and the first
-``n`` samples of a larger draw are the samples of a draw of size ``n`` (the prefix property the sample masks rely
-on).  With jax's default partitionable threefry the values equal ``jax.random.normal(key, (n, d))`` bit for bit.
+drawn without the rows before it (:func:`sample_rows`, the training stream of :mod:`reprjax.problem.streams`), and the
+first ``n`` samples of a larger draw are the samples of a draw of size ``n`` (the prefix property the sample masks
+rely on).  With jax's default partitionable threefry the values equal ``jax.random.normal(key, (n, d))`` bit for bit.
 """
 
 from __future__ import annotations

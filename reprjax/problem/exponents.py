@@ -53,7 +53,7 @@ LABEL_DEGREE = 8
 #: Lanczos on the label stops when a new direction has norm below this (the label takes fewer distinct values).
 RANK_RTOL = 1e-9
 #: Nodes of the exponents' grids; extra cuts split each axis (composite rules converge fast for links analytic only in
-#: a strip, such as ``tanh``): the finest set that fits is used (docs/exponents.md).
+#: a strip, such as ``tanh``): the finest set that fits is used (docs/link_exponents.md).
 EXPONENT_MAX_NODES = 300_000
 REFINE_CUTS = ((-6.0, -4.0, -2.0, 0.0, 2.0, 4.0, 6.0), (-3.0, 0.0, 3.0), ())
 

@@ -1,9 +1,10 @@
 """Training samples as a stream of chunks drawn from keys: sums over samples in memory independent of ``n``.
 
 A *source* gives any block of rows of a run's samples: :class:`KeyedSource` draws rows ``[s, s + k)`` from the run's
-data key (:func:`reprjax.problem.data.sample_rows`: row ``i`` depends only on the key and ``i``, so the block is the same
-whatever the total ``n``, and the first ``n`` samples of a larger draw are a draw of size ``n``); :class:`ArraySource`
-reads them from stored arrays; :class:`Residualised` subtracts the label pre-processing ``alpha + <beta, x>``.
+data key (:func:`reprjax.problem.data.sample_rows`: row ``i`` depends only on the key and ``i``, so the block is the
+same whatever the total ``n``, and the first ``n`` samples of a larger draw are a draw of size ``n``);
+:class:`ArraySource` reads them from stored arrays; :class:`Residualised` subtracts the label pre-processing ``alpha +
+<beta, x>``.
 
 :func:`stream_sum` sums a function of the blocks over the rows of a :class:`reprjax.problem.data.Role` in a
 ``lax.fori_loop``, each block weighted by the role's 0/1 weights (so a traced active sample count masks rows without

@@ -1,4 +1,5 @@
-"""Reports: tables and statistics from result rows (curves, n*, exponents with intervals) and the figures drawn from them."""
+"""Reports: tables and statistics from result rows (curves, n*, exponents with intervals) and the figures drawn from
+them."""
 
 from reprjax._lazy import lazy_attributes
 

@@ -199,7 +199,8 @@ def bootstrap_collapse(curves: Sequence[tuple[float, Float[np.ndarray, " J"], Fl
     flat = [c for c in curves if not falls(c[2])]
     curves = [c for c in curves if falls(c[2])]
     out = dict(collapse=math.nan, collapse_low=math.nan, collapse_high=math.nan, collapse_dims=len(curves),
-               collapse_edge=0.0, collapse_dof=math.nan, collapse_misfit=math.nan, collapse_flat=", ".join(f"{c[0]:g}" for c in flat))
+               collapse_edge=0.0, collapse_dof=math.nan, collapse_misfit=math.nan,
+               collapse_flat=", ".join(f"{c[0]:g}" for c in flat))
     if len(curves) < 2:
         return out
     log_ns = [np.log(ns) for _, ns, _, _ in curves]

@@ -1,8 +1,8 @@
 """Figures of multi-step training (matplotlib, Agg): overlap trajectories against the step, and the Hermite energy a
 trained network learned per degree against ``n``.
 
-* :func:`trajectories_vs_step`: a ``traj_*`` field (list-valued rows, :mod:`reprjax.methods.first_layer_presets`) against
-  ``traj_steps``, mean over seeds with a min-max band, one line per value of ``by``.
+* :func:`trajectories_vs_step`: a ``traj_*`` field (list-valued rows, :mod:`reprjax.methods.first_layer_presets`)
+  against ``traj_steps``, mean over seeds with a min-max band, one line per value of ``by``.
 * :func:`energy_vs_n`: ``energy_0 .. energy_K`` and ``energy_perp`` against ``n``, one panel per value of ``by``.
 """
 

@@ -35,8 +35,8 @@ from reprjax.report.tables import grid_keys, hashable_lists, ok_rows, seed_matri
 #: Columns of :func:`family_exponents` (the configuration's columns follow in :func:`exponent_table`).
 EXPONENT_COLUMNS = ("method", "exponent", "low", "high", "unresolved", "dims_resolved", "dims_total",
                     "unresolved_dims", "bound_kind", "bound", "seeds", "dof", "collapse", "collapse_low",
-                    "collapse_high", "collapse_dims", "collapse_edge", "collapse_dof", "collapse_misfit", "collapse_flat",
-                    "answer")
+                    "collapse_high", "collapse_dims", "collapse_edge", "collapse_dof", "collapse_misfit",
+                    "collapse_flat", "answer")
 
 
 def fit_exponent(dims: Float[np.ndarray, " D"], n_stars: Float[np.ndarray, " D"]) -> float:

@@ -29,9 +29,9 @@ and linear Hermite parts), computed from the target's exact Hermite coefficients
 float64 Gauss-Hermite quadrature of :mod:`reprjax.problem.links`; a run has learned the target when its error falls
 below ``threshold_fraction`` of that baseline.
 
-It needs the methods ``one_step``, ``gd_reuse``, ``gd_fresh`` and ``online_sgd`` (:mod:`reprjax.methods.first_layer_presets`;
-``one_step`` is Algorithm 1 with the spectrum in its rows) and the sweep target ``link``
-(:func:`link_targets.link_target`) registered (docs/beyond_one_step.md).
+It needs the methods ``one_step``, ``gd_reuse``, ``gd_fresh`` and ``online_sgd``
+(:mod:`reprjax.methods.first_layer_presets`; ``one_step`` is Algorithm 1 with the spectrum in its rows) and the sweep
+target ``link`` (:func:`link_targets.link_target`) registered (docs/beyond_one_step.md).
 """
 
 from __future__ import annotations
