@@ -280,6 +280,3 @@ def run_experiment(module: Any, config: Any, out_dir: str | Path, execution: str
         outside(config, out_dir, progress)
     return load_study_results(module, config, out_dir), report
 
-
-def fmt(x: float) -> str:
-    return "never" if not math.isfinite(x) else f"{x:.3g}"

@@ -79,10 +79,9 @@ class Config:
             base.check_r_d(self.r, self.kernel_dims)
         if self.p < 3:
             raise ValueError(f"p must be >= 3 (the degree of the paper target's second part), got {self.p}")
-        for name in ("n_over_d2", "kernel_n_over_d2"):
-            value = getattr(self, name)
-            if (value is not None or name == "n_over_d2") and (not value or any(c <= 0 for c in value)):
-                raise ValueError(f"{name} must be a non-empty list of positive numbers, got {value}")
+        base.check_positive_numbers("n_over_d2", self.n_over_d2)
+        if self.kernel_n_over_d2 is not None:
+            base.check_positive_numbers("kernel_n_over_d2", self.kernel_n_over_d2)
         base.check_single_task_methods(self.methods)
         base.check_seeds(self.seeds)
         if not 0 < self.threshold < 1:
