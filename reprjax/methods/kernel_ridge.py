@@ -34,7 +34,7 @@ from reprjax.problem.data import sample_dataset, sample_roles, split_run_key
 from reprjax.methods.run_config import RidgeCore
 from reprjax.methods.scoring import mean_squared_error_with_se
 from reprjax.network import init_symmetric
-from reprjax.solvers.head import HeadFit
+from reprjax.solvers.head import choose_strength
 from reprjax.problem.targets import MultiIndexTarget
 
 #: Relative ridge strengths for the exact kernel solver (multiples of tr(K)/n), 1e-9 .. 1: the validation error of
@@ -190,8 +190,11 @@ def kernel_ridge_run(
         def predict_all(x: Float[Array, "b d"]) -> Float[Array, "b L"]:
             return chunked_map(lambda xc: kernel_fn(xc, x_fit) @ path.coef.T, (x,), config.block)
 
-    val_mse, val_se = mean_squared_error_with_se(predict_all(x_val), val.take(residual), w_val)
-    index = ridge.select_lambda(val_mse)
+    val_pred = predict_all(x_val)
+    val_mse, val_se = mean_squared_error_with_se(val_pred, val.take(residual), w_val)
+    pairs = ridge.paired_square_differences((val_pred - val.take(residual)[:, None]) ** 2, w_val)
+    choice = choose_strength(path.coef, path.lambdas, val_mse, val_se, pairs, jnp.sum(w_val))
+    index = choice.index
 
     if config.uses_nystrom:
         chosen = path.replace(coef=path.coef[index][None])
@@ -205,8 +208,7 @@ def kernel_ridge_run(
     def predictor(x: Float[Array, "b d"]) -> Float[Array, " b"]:
         return head_output(x) + alpha + x @ beta
 
-    head = HeadFit(a=path.coef[index].astype(jnp.float32), lambdas=path.lambdas.astype(jnp.float32), val_mse=val_mse,
-                   index=index, val_mse_se=val_se)
+    head = choice.replace(a=choice.a.astype(jnp.float32), lambdas=path.lambdas.astype(jnp.float32))
     return score_run(key, target, predictor, head, config)
 
 

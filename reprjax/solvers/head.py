@@ -15,7 +15,9 @@ Two solvers of the same convex problem ``min_a (1/n) sum_i (a . phi_i - y_i)^2 +
   ``O(m^2)`` whatever ``n``.  It converges to the closed form (tests/test_algorithm.py).
 
 The validation errors of every strength are accumulated over chunks of the validation rows too, so the whole fit
-holds ``O(chunk * (d + m) + m^2)`` memory for any ``n``.
+holds ``O(chunk * (d + m) + m^2)`` memory for any ``n``; the strength is chosen by the one-standard-error rule on
+paired validation differences (:func:`reprjax.solvers.ridge.select_lambda`, docs/measurements.md, "Choosing the
+strength").
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class HeadFit:
     val_mse: Float[Array, " L"]
     index: Array  # position of the chosen strength in the grid
     val_mse_se: Float[Array, " L"] | None = None  # standard error of each plain Monte Carlo validation error
+    # standard error of val_mse[l] - min(val_mse), paired on the same samples (the one-standard-error rule's unit)
+    val_diff_se: Float[Array, " L"] | None = None
 
 
 def _gd_path(gram: Array, moment: Array, n_eff: Array, lam: Array, steps: int) -> Array:
@@ -136,14 +140,24 @@ def fit_second_layer_stream(
         coef = _gd_path(gram, moment, n_eff, lam, gd_steps)
 
     def val_errors(b: Dataset, w: Array):
-        err = features(params, b.x, act) @ coef.T - b.y[:, None]
-        return jnp.sum(w[:, None] * err**2, axis=0), jnp.sum(w[:, None] * err**4, axis=0), jnp.sum(w)
+        sq = (features(params, b.x, act) @ coef.T - b.y[:, None]) ** 2
+        return (jnp.sum(w[:, None] * sq, axis=0), jnp.sum(w[:, None] * sq**2, axis=0), jnp.sum(w),
+                ridge.paired_square_differences(sq, w))
 
-    sq, sq2, n_val = stream_sum(val_errors, source, val, chunk)
+    sq, sq2, n_val, pairs = stream_sum(val_errors, source, val, chunk)
     val_mse = sq / n_val
     val_var = jnp.maximum(sq2 / n_val - val_mse**2, 0.0) / jnp.maximum(n_val - 1.0, 1.0)  # of the mean
-    index = ridge.select_lambda(val_mse)
-    return HeadFit(a=coef[index], lambdas=lam, val_mse=val_mse, index=index, val_mse_se=jnp.sqrt(val_var))
+    return choose_strength(coef, lam, val_mse, jnp.sqrt(val_var), pairs, n_val)
+
+
+def choose_strength(coef: Float[Array, "L k"], lambdas: Float[Array, " L"], val_mse: Float[Array, " L"],
+                    val_mse_se: Float[Array, " L"], pair_sums: Float[Array, "L L"], n_val: Float[Array, ""]) -> HeadFit:
+    """The :class:`HeadFit` of a regularisation path: the strength of the one-standard-error rule on paired
+    validation differences (:func:`reprjax.solvers.ridge.select_lambda`)."""
+    diff_se = ridge.difference_se(val_mse, pair_sums, n_val, ridge.select_lambda(val_mse))
+    index = ridge.select_lambda(val_mse, lambdas, diff_se)
+    return HeadFit(a=coef[index], lambdas=lambdas, val_mse=val_mse, index=index, val_mse_se=val_mse_se,
+                   val_diff_se=diff_se)
 
 
 def fit_second_layer(

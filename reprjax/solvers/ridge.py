@@ -391,6 +391,60 @@ def validation_mse(
     return jnp.sum(err * sample_weight[:, None], axis=0) / jnp.sum(sample_weight)
 
 
-def select_lambda(val_mse: Float[Array, " L"]) -> Array:
-    """Index of the smallest validation error (NaN entries never win; all-NaN gives index 0)."""
-    return jnp.argmin(jnp.where(jnp.isnan(val_mse), jnp.inf, val_mse))
+def paired_square_differences(
+    squared_errors: Float[Array, "n L"], weight: Float[Array, " n"] | None = None
+) -> Float[Array, "L L"]:
+    """``sum_i w_i (e_il^2 - e_ik^2)^2`` for every pair of strengths ``l, k``: the second moments of the paired
+    differences of validation losses, formed from the differences themselves (no cancellation between two large
+    sums), for :func:`difference_se`."""
+    w = jnp.ones(squared_errors.shape[:1], squared_errors.dtype) if weight is None else weight
+    diff = squared_errors[:, :, None] - squared_errors[:, None, :]
+    return jnp.sum(w.astype(squared_errors.dtype)[:, None, None] * diff**2, axis=0)
+
+
+def difference_se(
+    val_mse: Float[Array, " L"], pair_sums: Float[Array, "L L"], n_val: Float[Array, ""], index: Array
+) -> Float[Array, " L"]:
+    """Standard error of ``val_mse[l] - val_mse[index]`` for every ``l``, the two estimates paired on the same
+    validation samples: ``sqrt((mean of squared differences - difference^2) / (n - 1))``; 0 at ``index``."""
+    gap = val_mse - val_mse[index]
+    var = jnp.maximum(pair_sums[:, index] / n_val - gap**2, 0.0) / jnp.maximum(n_val - 1.0, 1.0)
+    return jnp.sqrt(var)
+
+
+#: The most a strength chosen above the validation minimum may cost, relative to the minimum (:func:`select_lambda`):
+#: 1%.  Measured on Algorithm 1's head in docs/measurements.md, "Choosing the strength".
+SELECTION_SLACK = 0.01
+
+
+def select_lambda(
+    val_mse: Float[Array, " L"],
+    lambdas: Float[Array, " L"] | None = None,
+    diff_se: Float[Array, " L"] | None = None,
+    slack: float = SELECTION_SLACK,
+) -> Array:
+    """Index of the chosen strength (NaN entries never win; all-NaN gives index 0).
+
+    Without ``diff_se``: the smallest validation error.  With ``lambdas`` and ``diff_se`` (the standard error of each
+    strength's validation error minus the minimum's, paired on the same samples: :func:`difference_se`): from the
+    minimum, move to stronger ridges while the validation error stays within one paired standard error of the
+    minimum *and* within ``slack`` (relative) of it, and take the last -- the one-standard-error rule (Breiman et
+    al. 1984; Hastie, Tibshirani & Friedman 2009, section 7.10) with its cost capped.  Ties go to the smaller
+    coefficients: a validation set of a few thousand samples cannot see the rare inputs on which a near-ridgeless
+    head with huge coefficients blows up (a flat validation curve from strength 0 to 1e-6 hid a test error 4x the
+    validation error), while the plain one-standard-error rule, whose unit grows with the heavy-tailed validation
+    losses, walks far up the path and costs ~10% of the error (docs/measurements.md, "Choosing the strength").
+    """
+    v = jnp.where(jnp.isnan(val_mse), jnp.inf, val_mse)
+    best = jnp.argmin(v)
+    if lambdas is None or diff_se is None:
+        return best
+    tolerance = jnp.minimum(jnp.nan_to_num(diff_se, nan=0.0), slack * v[best])
+    ok = jnp.isfinite(v) & (v - v[best] <= tolerance)
+    order = jnp.argsort(lambdas)
+    ranks = jnp.arange(v.shape[0])
+    rank_best = jnp.argmax(order == best)
+    above = ranks >= rank_best
+    blocked = jnp.cumsum(above & ~ok[order])
+    chosen_rank = jnp.max(jnp.where(above & (blocked == 0), ranks, -1))
+    return order[chosen_rank]
