@@ -1,5 +1,7 @@
 """Transfer study: one source per (d, source quality, seed) serving every N, at tiny sizes."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pandas as pd
@@ -76,3 +78,30 @@ def test_head_preprocess_off_reaches_every_head_config():
     group = transfer_heads.source_groups(grid)[0]
     assert all(r["preprocess"] is False for r in group.runs)
     assert all(not c.head.preprocess for c in group.configs)
+
+
+def _full_source_transfer(key, pair, config):
+    """The ``transfer`` method before it used ``learn_first_layer``: a whole source network, source head included."""
+    source, target = pair
+    learned = algorithm1.train_one_step(jax.random.fold_in(key, 1), source, config.source_config(source.d))
+    return algorithm1.transfer(key, learned.predictor, target, config.head)
+
+
+def test_transfer_method_gives_the_full_source_rows_without_fitting_a_source_head(monkeypatch):
+    method = get_method("transfer")
+    pair = targets.transfer_pair(jax.random.key(0), 6, r=2, p=3)
+    cfg = method.make_config(6, 64, 16, dict(source_n_over_d2=2))
+    key = jax.random.key(5)
+    new, old = method.run(key, pair, cfg), _full_source_transfer(key, pair, cfg)
+    assert [f.name for f in dataclasses.fields(new)] == [f.name for f in dataclasses.fields(old)]
+    for field in dataclasses.fields(new):
+        np.testing.assert_array_equal(np.asarray(getattr(new, field.name)), np.asarray(getattr(old, field.name)),
+                                      err_msg=field.name)
+    fits = []
+    fit_head = algorithm1._fit_head
+    monkeypatch.setattr(algorithm1, "_fit_head", lambda *a, **k: fits.append(1) or fit_head(*a, **k))
+    method.run(key, pair, cfg)
+    assert len(fits) == 1  # the target head only (the full-source path fits two)
+    fits.clear()
+    _full_source_transfer(key, pair, cfg)
+    assert len(fits) == 2

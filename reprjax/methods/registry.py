@@ -87,10 +87,14 @@ class TransferConfig:
 jax.tree_util.register_dataclass(TransferConfig, data_fields=["head"], meta_fields=["source_n", "source_n_over_d2"])
 
 
-def run_transfer(key: PRNGKeyArray, pair: tuple[MultiIndexTarget, MultiIndexTarget], config: TransferConfig):
+def run_transfer(key: PRNGKeyArray, pair: tuple[MultiIndexTarget, MultiIndexTarget],
+                 config: TransferConfig) -> Metrics:
+    """Learn ``W_1`` and the biases on the source head (Algorithm 1's steps 0-2,
+    :func:`reprjax.methods.algorithm1.learn_first_layer`: the source head is never fitted, as
+    :func:`~reprjax.methods.algorithm1.transfer` uses only the first layer) and refit the head on the target head."""
     source, target = pair
-    learned = algorithm.train_one_step(jax.random.fold_in(key, 1), source, config.source_config(source.d))
-    return algorithm.transfer(key, learned.predictor, target, config.head)
+    learned = algorithm.learn_first_layer(jax.random.fold_in(key, 1), source, config.source_config(source.d))
+    return algorithm.transfer(key, learned, target, config.head)
 
 
 @dataclasses.dataclass(frozen=True)
