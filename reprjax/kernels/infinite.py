@@ -23,21 +23,55 @@ from reprjax import _validate
 from reprjax.kernels.inputs import PARTS, _check_inputs, _check_parts
 
 
+#: Abramowitz & Stegun (1964) 4.4.46: ``arccos(x) = sqrt(1 - x) sum_k a_k x^k + e(x)``, ``|e| <= 2e-8`` on
+#: ``[0, 1]``, below float32 resolution; docs/kernels_at_scale.md, "The arc-cosine kernels' cost".
+ARCCOS_COEFFICIENTS = (1.5707963050, -0.2145988016, 0.0889789874, -0.0501743046, 0.0308918810, -0.0170881256,
+                       0.0066700901, -0.0012624911)
+
+
+def _safe_sqrt(u):
+    """``sqrt(u)`` for ``u >= 0`` with a zero (not infinite) gradient at ``u = 0``."""
+    pos = u > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, u, 1.0)), 0.0)
+
+
+def arccos_parts(rho: Float[Array, "..."]) -> tuple[Float[Array, "..."], Float[Array, "..."]]:
+    """``(pi - arccos(rho), sqrt(1 - rho^2))`` for ``rho`` in ``[-1, 1]``, accurate (relative) near ``rho = +-1``.
+
+    ``a = arccos(|rho|)`` is ``sqrt(1 - |rho|) P(|rho|)`` with the degree-7 polynomial of
+    :data:`ARCCOS_COEFFICIENTS` in float32 (a square root and 7 multiply-adds, against ~6x the cost for
+    ``jnp.arccos`` on CPU: docs/kernels_at_scale.md) and ``jnp.arccos`` in float64 (the reference); then
+    ``pi - arccos(rho)`` is ``a`` for ``rho < 0`` (small and relatively accurate at ``rho -> -1``) and ``pi - a``
+    otherwise, and ``sqrt(1 - rho^2) = sqrt((1 - |rho|)(1 + |rho|))`` (``1 - |rho|`` is exact near 1).  Gradients are
+    finite at ``rho = +-1``.
+    """
+    x = jnp.abs(rho)
+    u = 1.0 - x
+    if rho.dtype == jnp.float64:
+        inside = x < 1.0
+        a = jnp.where(inside, jnp.arccos(jnp.where(inside, x, 0.0)), 0.0)
+    else:
+        poly = jnp.full_like(x, ARCCOS_COEFFICIENTS[-1])
+        for coefficient in ARCCOS_COEFFICIENTS[-2::-1]:
+            poly = poly * x + coefficient
+        a = _safe_sqrt(u) * poly
+    return jnp.where(rho < 0, a, jnp.pi - a), _safe_sqrt(u * (1.0 + x))
+
+
 def _angles(x1, x2, bias_var, symmetric):
-    """``sqrt(s11 s22)``, ``theta = arccos(rho)`` and masks of zero second moments, safe for values and grads."""
+    """``sqrt(s11 s22)``, ``rho = cos theta``, ``pi - theta``, ``sin theta`` and masks of zero second moments, safe
+    for values and grads (a zero second moment gives ``rho = 0`` and ``norm = 0``)."""
     d = x1.shape[-1]
-    s11 = jnp.sum(x1 * x1, axis=-1)[:, None] / d + bias_var
-    s22 = jnp.sum(x2 * x2, axis=-1)[None, :] / d + bias_var
+    s11 = jnp.sum(x1 * x1, axis=-1) / d + bias_var
+    s22 = jnp.sum(x2 * x2, axis=-1) / d + bias_var
+    r1, r2 = _safe_sqrt(s11), _safe_sqrt(s22)  # per row: two products per entry instead of a sqrt and a division
+    i1, i2 = (jnp.where(r > 0, 1.0 / jnp.where(r > 0, r, 1.0), 0.0) for r in (r1, r2))
     s12 = x1 @ x2.T / d + bias_var
-    prod = s11 * s22
-    pos = prod > 0
-    norm = jnp.sqrt(jnp.where(pos, prod, 1.0))
-    rho = jnp.clip(jnp.where(pos, s12, 0.0) / norm, -1.0, 1.0)
+    rho = jnp.clip(s12 * i1[:, None] * i2[None, :], -1.0, 1.0)
     if symmetric:  # exact diagonal: theta = 0 without rounding
         rho = jnp.where(jnp.eye(rho.shape[0], dtype=bool), 1.0, rho)
-    inside = jnp.abs(rho) < 1.0
-    theta = jnp.where(inside, jnp.arccos(jnp.where(inside, rho, 0.0)), jnp.where(rho > 0, 0.0, jnp.pi))
-    return jnp.where(pos, norm, 0.0), theta, s11 <= 0, s22 <= 0
+    pmt, sin = arccos_parts(rho)
+    return r1[:, None] * r2[None, :], rho, pmt, sin, (s11 <= 0)[:, None], (s22 <= 0)[None, :]
 
 
 def _prepare(x1, x2, bias_var):
@@ -49,18 +83,26 @@ def _prepare(x1, x2, bias_var):
     return x1, (x1 if symmetric else jnp.asarray(x2, dt)), symmetric
 
 
+def _nngp_from(norm, rho, pmt, sin):
+    # sin theta + (pi - theta) cos theta, with cos theta = rho
+    return norm * (sin + pmt * rho) / (2 * jnp.pi)
+
+
+def _step_from(pmt, zero1, zero2):
+    # a zero pre-activation is always >= 0: E[1{0 >= 0} 1{v >= 0}] = 1/2, and 1 when both vanish
+    return jnp.where(zero1 & zero2, 1.0, jnp.where(zero1 | zero2, 0.5, pmt / (2 * jnp.pi)))
+
+
 @functools.partial(jax.jit, static_argnames=("symmetric",))
 def _nngp(x1, x2, bias_var, symmetric):
-    norm, theta, _, _ = _angles(x1, x2, bias_var, symmetric)
-    return norm * (jnp.sin(theta) + (jnp.pi - theta) * jnp.cos(theta)) / (2 * jnp.pi)
+    norm, rho, pmt, sin, _, _ = _angles(x1, x2, bias_var, symmetric)
+    return _nngp_from(norm, rho, pmt, sin)
 
 
 @functools.partial(jax.jit, static_argnames=("symmetric",))
 def _step(x1, x2, bias_var, symmetric):
-    _, theta, zero1, zero2 = _angles(x1, x2, bias_var, symmetric)
-    # a zero pre-activation is always >= 0: E[1{0 >= 0} 1{v >= 0}] = 1/2, and 1 when both vanish
-    value = (jnp.pi - theta) / (2 * jnp.pi)
-    return jnp.where(zero1 & zero2, 1.0, jnp.where(zero1 | zero2, 0.5, value))
+    _, _, pmt, _, zero1, zero2 = _angles(x1, x2, bias_var, symmetric)
+    return _step_from(pmt, zero1, zero2)
 
 
 def relu_nngp(
@@ -138,11 +180,11 @@ def ntk_infinite(
 
 @functools.partial(jax.jit, static_argnames=("parts", "symmetric"))
 def _ntk_infinite(x1, x2, a_scale, bias_var, parts, symmetric):
+    norm, rho, pmt, sin, zero1, zero2 = _angles(x1, x2, bias_var, symmetric)  # once for every part
     out = 0.0
     if "W" in parts or "b" in parts:
-        step = _step(x1, x2, bias_var, symmetric)
         scale = (x1 @ x2.T if "W" in parts else 0.0) + (1.0 if "b" in parts else 0.0)
-        out = a_scale**2 * scale * step
+        out = a_scale**2 * scale * _step_from(pmt, zero1, zero2)
     if "a" in parts:
-        out = out + _nngp(x1, x2, bias_var, symmetric)
+        out = out + _nngp_from(norm, rho, pmt, sin)
     return out
