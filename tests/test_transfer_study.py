@@ -1,6 +1,7 @@
 """Transfer study: one source per (d, source quality, seed) serving every N, at tiny sizes."""
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -11,7 +12,7 @@ from reprjax import sweep
 from reprjax.methods import algorithm1
 from reprjax.methods.registry import get_method
 from reprjax.problem import targets
-from reprjax.studies import transfer, transfer_heads
+from reprjax.studies import base, transfer, transfer_heads
 from reprjax.sweep.execution import run_from_seed
 
 SPEC = sweep.TargetSpec.of("transfer_pair", r=2, p=3)
@@ -105,3 +106,24 @@ def test_transfer_method_gives_the_full_source_rows_without_fitting_a_source_hea
     fits.clear()
     _full_source_transfer(key, pair, cfg)
     assert len(fits) == 2
+
+
+def test_large_preset_builds_its_grids_and_refuses_nothing():
+    """examples/transfer_large.toml, dry: the sweep, the heads and every source config are built and checked."""
+    path = Path(__file__).parents[1] / "examples" / "transfer_large.toml"
+    assert path.read_text().splitlines()[0].startswith("# reprjax run transfer --config examples/transfer_large.toml")
+    cfg = base.config_from_dict(transfer.Config, base.load_toml(str(path)), source=str(path))
+    assert len(cfg.dims) >= 5 and (min(cfg.dims), max(cfg.dims)) == (16, 512) and cfg.seeds == 3
+    assert len(cfg.source_n_over_d2) >= 3 and "transfer" in cfg.methods
+    base.checked_grid(transfer, cfg)  # raises ConfigError on anything the sweep or the heads would refuse
+    groups = transfer_heads.source_groups(transfer.heads_grid(cfg))
+    assert len(groups) == len(cfg.dims) * len(cfg.source_n_over_d2) * cfg.seeds
+    assert all(sorted(r["n"] for r in g.runs) == sorted(cfg.N) for g in groups)
+
+
+def test_checked_grid_refuses_a_source_beyond_int32_rows_before_anything_runs():
+    ok = transfer.Config(dims=(512,), N=(32, 64), source_n_over_d2=(8000,), width=16, seeds=1, n_test=128)
+    base.checked_grid(transfer, ok)  # 2.1e9 source samples: within int32
+    too_many = dataclasses.replace(ok, source_n_over_d2=(10000,))  # 2.6e9: the sweep's own check never sees it
+    with pytest.raises(base.ConfigError, match="source_n_over_d2 = 10000 at d = 512"):
+        base.checked_grid(transfer, too_many)

@@ -87,7 +87,11 @@ def _spec(config: Config) -> sweep.TargetSpec:
 
 
 def grid(config: Config) -> sweep.Grid:
-    """The sweep: scratch and kernel runs (the transferred heads run beside it: :func:`run_outside_sweep`)."""
+    """The sweep: scratch and kernel runs (the transferred heads run beside it: :func:`run_outside_sweep`).
+
+    Building it also checks the heads' grid and every source config (:func:`check_heads`), so that
+    :func:`reprjax.studies.base.checked_grid` refuses a bad head or source before any directory is touched."""
+    check_heads(config)
     methods = tuple(_method_of(m) for m in config.methods if not get_method(_method_of(m)).needs_pair)
     return sweep.Grid(
         methods=methods,
@@ -108,6 +112,22 @@ def heads_grid(config: Config) -> sweep.Grid | None:
         return None
     return transfer_heads.heads_grid(_spec(config), config.dims, config.N, config.width, config.seeds,
                                      config.source_n_over_d2, config.n_test, config.head_preprocess)
+
+
+def check_heads(config: Config) -> None:
+    """Everything the transferred heads' runs would reject, now: their grid (:func:`reprjax.studies.base.check_grid`,
+    masked as :mod:`reprjax.studies.transfer_heads` runs it) and the Algorithm 1 config of every source, whose
+    ``source_n_over_d2 * d^2`` samples must have int32 row indices."""
+    heads = heads_grid(config)
+    if heads is None:
+        return
+    base.check_grid(heads, True)
+    for group in transfer_heads.source_groups(heads):
+        n = group.configs[0].source_config(group.d).n
+        if n > base.MAX_SAMPLES:
+            raise base.ConfigError(f"source_n_over_d2 = {group.runs[0]['source_n_over_d2']} at d = {group.d} gives "
+                                   f"{n:,} source samples, more than {base.MAX_SAMPLES:,} (int32 row indices): lower "
+                                   f"source_n_over_d2 or dims")
 
 
 def run_outside_sweep(config: Config, out_dir: str | Path, progress: bool = True) -> None:
