@@ -3,7 +3,8 @@
 from reprjax._lazy import lazy_attributes
 
 _MODULES = ("contract", "run_config", "scoring", "registry", "algorithm1", "kernel_ridge", "both_layers", "first_layer",
-            "first_layer_presets", "spectrum", "overlaps", "sgd_protocols", "sgd_runs")
+            "first_layer_presets", "spectrum", "overlaps", "sgd_protocols", "sgd_runs",
+            "sgd_committee")
 _ENTRY_POINTS = {
     "METHODS": "registry",
     "Method": "registry",

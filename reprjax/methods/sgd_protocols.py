@@ -23,11 +23,20 @@ is ``b`` single-sample steps; this keeps the sample count the theorem's while th
   first coordinate of a uniform point of ``S^(d-2)`` (density ``(1 - t^2)^((d-4)/2)``), computed by Gauss-Jacobi
   quadrature; its gradient is exact per sample, hence an unbiased estimate of ``grad L_lambda`` (and of lower
   variance than one draw of ``z``).
-* ``reuse`` (Dandi et al. 2024, "The benefits of reusing batches"; Arnaboldi et al. 2024, "Repetita iuvant"):
-  each fresh batch takes ``passes`` spherical GD steps before the next; ``s = 1/d``, so the sample's own term in
-  ``<w_1, x> = <w_0, x> + eta/b c |x|^2 + ...`` is of order 1 and the second pass sees ``y`` non-linearly: the
-  sample count follows the generative exponent ``k_g`` (Damian, Pillaud-Vivien, Lee & Bruna 2024), ``n ~ d``
-  (``k_g = 1``) or ``d log d`` (``k_g = 2``).
+* ``reuse`` (Dandi, Troiani, Arnaboldi, Pesce, Zdeborova & Krzakala 2024, "The benefits of reusing batches for
+  gradient descent in two-layer networks"; Arnaboldi, Dandi, Krzakala, Pesce & Stephan 2024, "Repetita iuvant"):
+  each fresh batch takes ``passes`` spherical GD steps before the next; ``s = 1/d``, so a sample's own term in
+  ``<w_1, x> = <w_0, x> + (eta / b) c |x|^2 + ...`` is ``eta_scale * c`` (order 1) and the later passes see ``y``
+  non-linearly: the sample count follows the generative exponent ``k_g`` (Damian, Pillaud-Vivien, Lee & Bruna
+  2024), ``n ~ d`` (``k_g = 1``) or ``d log d`` (``k_g = 2``).  Their scalings in these units (their public code):
+  Dandi et al. take GD on one batch of ``n_b = 5 d`` with ``lr = 0.2`` on weights of norm ``sqrt(d)``, i.e.
+  ``eta_scale = 0.2`` with ``b = 5 d`` (IdePHICS/benefit-reusing-batch, ``simulation.py``); Arnaboldi et al. take a
+  ReLU student, ``h_3`` target, ``b = 1``, ``gamma = 0.1 / d``, two steps per sample, ``25 d`` samples at ``d = 4096,
+  8192`` (``eta_scale = 0.1``, IdePHICS/Repetita-Iuvant, ``hyperparameters/paper-plots/fig_otheralgos/
+  TwoSteps.yaml``), and ``b = 2 d``, ``eta_scale = 0.1`` for their large-batch figure.  The student is the teacher's
+  link or a ReLU (``student``, :data:`STUDENTS`): a ReLU has no ``h_3`` component, so online SGD cannot learn
+  ``h_3`` with it at all and what it learns comes from the reuse alone (their Figure 1); the teacher's ``h_3`` as
+  student did not recover under reuse here (docs/sgd_exponents.md).
 
 Two exact simulations of the same chain (:func:`simulate`):
 
@@ -54,6 +63,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from scipy import special
 
 PROTOCOLS = ("online", "smoothed", "reuse")
+#: The student's activation: the teacher's own link (known link) or a ReLU (the papers' batch-reuse student).
+STUDENTS = ("teacher", "relu")
 #: ``auto``: ``full`` for small batches (``b d`` numbers), ``reduced`` beyond (:mod:`reprjax.methods.sgd_runs`).
 SIMULATIONS = ("full", "reduced", "auto")
 #: Gauss-Jacobi nodes of the smoothing average over ``t`` (exact for polynomial links of degree < 2 * 24).
@@ -92,6 +103,11 @@ def jacobi_rule(d: int, nodes: int = SMOOTHING_NODES) -> tuple[np.ndarray, np.nd
     alpha = (d - 4) / 2.0
     t, w = special.roots_jacobi(nodes, alpha, alpha)
     return t.astype(np.float32), (w / w.sum()).astype(np.float32)
+
+
+def relu(a: Array) -> Array:
+    """The ReLU student activation ``max(a, 0)``."""
+    return jnp.maximum(a, 0.0)
 
 
 def _derivative(link: Link) -> Link:

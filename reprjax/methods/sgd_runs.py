@@ -8,7 +8,8 @@ Per run (``d`` and the target's exponents are static, so everything below is fix
   :mod:`reprjax.problem.exponents` on the target's link (a catalogue ``MultiIndexTarget`` counts as its Hermite
   terms with coefficient 1: exact for ``single_index``);
 * the theorem's sample count ``n_th(d)`` (:func:`reprjax.methods.sgd_protocols.theory_samples`), the batch
-  ``b = 2^round(log2(n_th / steps))`` clipped to ``[1, max_batch]`` (about ``steps`` batches per ``n_th``), the
+  ``b = 2^round(log2(n_th / steps))`` clipped to ``[1, max_batch]`` (about ``steps`` batches per ``n_th``; or
+  ``b = round(batch_over_d * d)`` when ``batch_over_d > 0``, the batch-reuse papers' ``n_b ~ d``), the
   budget ``min(n, budget * n_th)`` samples (the row's ``n`` is a cap), ``eta = eta_scale * b * s(d)``;
 * a ``lax.while_loop`` over batches that stops at the first batch where ``|m| >= level`` (under ``vmap`` the loop runs
   until every seed of the group has stopped or spent its budget; a stopped run no longer changes).
@@ -16,7 +17,7 @@ Per run (``d`` and the target's exponents are static, so everything below is fix
 Outcomes: ``recovery_n`` (samples seen when ``|m|`` first reached ``level``; the budget when it never did, with
 ``recovered = 0``), ``path_n`` / ``path_overlap`` (``|m|`` after about ``records`` log-spaced batch counts; ``-1``
 after the run stopped), the population errors of the final student (``test_nmse``, ``test_mae``: 2-d Gauss-Hermite
-quadrature of ``sigma(z_1)`` against ``sigma(m z_1 + sqrt(1 - m^2) z_2)``; ``val_mse`` repeats ``test_nmse``: there is
+quadrature of ``sigma(z_1)`` against ``student(m z_1 + sqrt(1 - m^2) z_2)``; ``val_mse`` repeats ``test_nmse``: there is
 no split) and ``alignment = m^2``.
 """
 
@@ -53,6 +54,10 @@ class SGDConfig:
     Attributes:
       n: cap on the sample budget; protocol, simulation: :data:`PROTOCOLS`, :data:`SIMULATIONS`.
       passes: GD steps per batch of ``reuse`` (>= 2).
+      student: the student's activation, :data:`~reprjax.methods.sgd_protocols.STUDENTS` (``teacher``: the
+        target's link).
+      batch_over_d: ``> 0``: the batch is ``round(batch_over_d * d)`` (not clipped by ``max_batch``); ``0``: the
+        ``steps`` rule (module docstring).
       eta_scale: ``delta`` of ``eta = delta * b * s(d)``; lam_scale: ``lambda = lam_scale * d^(1/4)`` (``smoothed``).
       level: weak recovery is ``|<w, u>| >= level`` (in (0, 1)).
       budget: samples allowed, as a multiple of the theorem's ``n_th(d)``.
@@ -65,6 +70,8 @@ class SGDConfig:
     protocol: str = struct.field(pytree_node=False, default="online")
     simulation: str = struct.field(pytree_node=False, default="auto")
     passes: int = struct.field(pytree_node=False, default=2)
+    student: str = struct.field(pytree_node=False, default="teacher")
+    batch_over_d: float = struct.field(pytree_node=False, default=0.0)
     eta_scale: float = 0.5
     lam_scale: float = 1.0
     level: float = 0.5
@@ -79,6 +86,8 @@ class SGDConfig:
         _validate.check_choice("protocol", self.protocol, protocols.PROTOCOLS)
         _validate.check_choice("simulation", self.simulation, protocols.SIMULATIONS)
         _validate.check_int("passes", self.passes, low=2)
+        _validate.check_choice("student", self.student, protocols.STUDENTS)
+        _validate.check_number("batch_over_d", self.batch_over_d, low=0.0)
         _validate.check_number("eta_scale", self.eta_scale, low=0.0, low_open=True)
         _validate.check_number("lam_scale", self.lam_scale, low=0.0, low_open=True)
         _validate.check_number("level", self.level, low=0.0, high=1.0, low_open=True)
@@ -127,10 +136,13 @@ def target_exponents(target: Any) -> tuple[int, int]:
 
 @functools.lru_cache(maxsize=256)
 def plan(protocol: str, k_info: int, k_gen: int, d: int, n_cap: int, budget: float, steps: int,
-         max_batch: int, records: int, max_batches: int = 20_000) -> tuple[int, int, int, np.ndarray]:
+         max_batch: int, records: int, max_batches: int = 20_000,
+         batch_over_d: float = 0.0) -> tuple[int, int, int, np.ndarray]:
     """``(batch, budget in samples, batches, recorded batch counts)`` of a run (module docstring)."""
     n_th, _, _ = protocols.theory_samples(protocol, k_info, k_gen, d)
     batch = int(min(max(2 ** round(math.log2(max(n_th / steps, 1.0))), 1), max_batch))
+    if batch_over_d > 0:
+        batch = max(1, round(batch_over_d * d))
     n_budget = int(min(n_cap, math.ceil(budget * n_th)))
     batches = min(max(1, math.ceil(n_budget / batch)), max_batches)
     n_budget = min(n_budget, batches * batch)
@@ -138,12 +150,12 @@ def plan(protocol: str, k_info: int, k_gen: int, d: int, n_cap: int, budget: flo
     return batch, n_budget, batches, recs
 
 
-def _errors(link: Any, m: Float[Array, ""]) -> tuple[Float[Array, ""], Float[Array, ""]]:
+def _errors(link: Any, m: Float[Array, ""], student: Any = None) -> tuple[Float[Array, ""], Float[Array, ""]]:
     z, w = np.polynomial.hermite_e.hermegauss(ERROR_NODES)
     z, w = jnp.asarray(z, jnp.float32), jnp.asarray(w / w.sum(), jnp.float32)
     s = jnp.sqrt(jnp.maximum(1.0 - m * m, 0.0))
     f = link(z)
-    pred = link(m * z[:, None] + s * z[None, :])
+    pred = (student or link)(m * z[:, None] + s * z[None, :])
     ww = w[:, None] * w[None, :]
     second = jnp.sum(w * f * f)
     return jnp.sum(ww * (pred - f[:, None]) ** 2) / second, jnp.sum(ww * jnp.abs(pred - f[:, None]))
@@ -155,12 +167,15 @@ def simulate(key: PRNGKeyArray, target: Any, config: SGDConfig) -> SGDMetrics:
     k_info, k_gen = target_exponents(target)
     k = k_gen if config.protocol == "reuse" else k_info
     batch, n_budget, batches, recs = plan(config.protocol, k_info, k_gen, d, config.n, config.budget,
-                                          config.steps, config.max_batch, config.records, config.max_batches)
+                                          config.steps, config.max_batch, config.records, config.max_batches,
+                                          config.batch_over_d)
     lam = config.lam_scale * d**0.25
     eta = config.eta_scale * batch * protocols.step_scale(config.protocol, k, d, config.lam_scale)
 
-    def link(a: Array) -> Array:
+    def teacher_link(a: Array) -> Array:
         return target.g(a[..., None])
+
+    link = teacher_link if config.student == "teacher" else protocols.relu
 
     k_init, k_data = jax.random.split(key)
     rec = jnp.asarray(recs, jnp.int32)
@@ -200,7 +215,7 @@ def simulate(key: PRNGKeyArray, target: Any, config: SGDConfig) -> SGDMetrics:
     t, state, hit, path = jax.lax.while_loop(cond, body, carry)
     m = overlap(state)
     recovered = hit > 0
-    nmse, mae = _errors(link, m)
+    nmse, mae = _errors(teacher_link, m, link)
     zero = jnp.float32(0.0)
     return SGDMetrics(
         test_nmse=nmse, test_mae=mae, val_mse=nmse, lam=jnp.float32(0.0), lam_position=jnp.float32(0.5),
@@ -221,15 +236,16 @@ def _make_config(protocol: str):
 
 
 def _cost(config: SGDConfig, d: int) -> Cost:
-    return Cost(4.0 * config.max_batch * (d + 2 * protocols.SMOOTHING_NODES), 0)
+    batch = max(config.max_batch, round(config.batch_over_d * d))
+    return Cost(4.0 * batch * (d + 2 * protocols.SMOOTHING_NODES), 0)
 
 
 #: Hyper-parameters every protocol takes; ``smoothed`` adds ``lam_scale``, ``reuse`` adds ``passes``.
 COMMON_HYPER = frozenset({"simulation", "eta_scale", "level", "budget", "steps", "max_batch", "records",
-                          "max_batches"})
+                          "max_batches", "student"})
 
 for _protocol, _label, _extra in (("online", "online SGD", ()), ("smoothed", "smoothed online SGD", ("lam_scale",)),
-                                  ("reuse", "SGD reusing each batch", ("passes",))):
+                                  ("reuse", "SGD reusing each batch", ("passes", "batch_over_d"))):
     register(Method(f"sgd_{_protocol}", simulate, _make_config(_protocol), SGDConfig, outcomes=SGDMetrics,
                     hyper=COMMON_HYPER | set(_extra), label=_label, supports_mask=False, trains_first_layer=True,
                     cost=_cost), replace=True)

@@ -1,8 +1,13 @@
 """SGD's sample exponents as the theory states them (issue 26): one neuron from a uniformly random direction, the
 samples it needs to reach weak recovery ``|<w, u>| >= level`` against ``d``, under online SGD (Ben Arous, Gheissari &
 Jagannath 2021), smoothed online SGD (Damian, Nichani, Ge & Lee 2023) and SGD reusing each batch ``passes`` times
-(Dandi et al. 2024; Arnaboldi et al. 2024), on ``h_2``, ``h_3``, ``h_4`` and ``tanh`` (generative exponent 1 with
-information exponent 1, against ``h_3``'s 1 with 3 and ``h_4``'s 2 with 4).
+(Dandi et al. 2024; Arnaboldi et al. 2024; a ReLU student, batches of ``reuse_batch_over_d * d``, their step),
+on ``h_2``, ``h_3``, ``h_4`` and ``tanh`` (generative exponent 1 with information exponent 1, against ``h_3``'s 1 with
+3 and ``h_4``'s 2 with 4); and, with the protocol ``committee`` (:mod:`reprjax.methods.sgd_committee`), ``r``
+neurons under online SGD on the square loss for a target with ``r`` directions (``paper2``: the paper's
+``[h_2(z_1) + h_2(z_2) + h_4(z_1) + h_4(z_2)] / 2``, information exponent 2 per direction), recovery read on the
+smallest singular value of ``W U^T``.  Targets with ``r > 1`` run only under ``committee``
+(``examples/sgd_committee.toml``).
 
 The protocols, their step sizes and the two exact simulations are in :mod:`reprjax.methods.sgd_protocols` and
 :mod:`reprjax.methods.sgd_runs`.  Theory (:func:`reprjax.methods.sgd_protocols.theory_samples`, exponents from
@@ -26,12 +31,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 import pandas as pd
 
 from reprjax import sweep
 from reprjax._validate import check_choice
-from reprjax.methods import sgd_protocols, sgd_runs  # noqa: F401 - registers the sgd_* methods
+from reprjax.methods import sgd_committee, sgd_protocols, sgd_runs  # noqa: F401 - registers the sgd_* methods
 from reprjax.problem import exponents as link_exponents
 from reprjax.report import exponent_text
 from reprjax.report import exponents as exponent_fits
@@ -44,11 +50,15 @@ NAME = "sgd-exponents"
 TARGETS: dict[str, tuple[str, dict[str, Any], bool]] = {
     "he2": ("single_index", dict(k=2), False), "he3": ("single_index", dict(k=3), False),
     "he4": ("single_index", dict(k=4), False), "tanh": ("link", dict(link="tanh"), True),
+    "paper2": ("paper", dict(r=2, p=4), False),
 }
-PROTOCOLS = sgd_protocols.PROTOCOLS
+#: Targets with more than one direction: run only under the ``committee`` protocol.
+MULTI_INDEX = frozenset({"paper2"})
+PROTOCOLS = (*sgd_protocols.PROTOCOLS, "committee")
 #: Largest batch per protocol: online SGD's reduced batch costs ``O(b)``, the others' ``O(b^2)`` (Bartlett rows:
-#: :mod:`reprjax.methods.sgd_protocols`), so they keep small batches and more of them.
-MAX_BATCH = dict(online=8192, smoothed=64, reuse=64)
+#: :mod:`reprjax.methods.sgd_protocols`), so they keep small batches and more of them; the committee's full
+#: simulation costs ``O(b d)``.  ``reuse`` at ``reuse_batch_over_d > 0`` takes ``b = reuse_batch_over_d * d`` instead.
+MAX_BATCH = dict(online=8192, smoothed=64, reuse=64, committee=1024)
 #: Points per decade of the recovery curves built from the rows.
 CURVE_POINTS_PER_DECADE = 16
 
@@ -60,20 +70,25 @@ def spec(name: str) -> sweep.TargetSpec:
 
 def exponents_of(name: str) -> tuple[int, int]:
     """``(information, generative)`` exponents of a study target (:mod:`reprjax.problem.exponents`)."""
-    target, kwargs, _ = TARGETS[name]
-    link = kwargs["link"] if target == "link" else link_exponents.PolynomialLink(((kwargs["k"],),), (1.0,))
+    target, kwargs, normalise = TARGETS[name]
+    if name in MULTI_INDEX:
+        degrees, coeffs = sgd_committee.separable_link(spec(name).build(jax.random.key(0), 8))
+        link = link_exponents.PolynomialLink(tuple((k,) for k in degrees), tuple(map(float, coeffs)))
+    else:
+        link = kwargs["link"] if target == "link" else link_exponents.PolynomialLink(((kwargs["k"],),), (1.0,))
     return link_exponents.information_exponent(link), link_exponents.generative_exponent(link)
 
 
 def theory(name: str, protocol: str) -> tuple[float, str]:
     """The theorem's exponent of ``n`` in ``d`` and its text (with the log factor and the reference)."""
     k_info, k_gen = exponents_of(name)
-    _, power, log = sgd_protocols.theory_samples(protocol, k_info, k_gen, 64)
+    _, power, log = sgd_protocols.theory_samples("online" if protocol == "committee" else protocol, k_info, k_gen, 64)
     note = ""
     if protocol == "smoothed" and power < 1.5:  # the d lambda^2 term of the bound at lambda = d^(1/4)
         power, log, note = 1.5, False, " (its d lambda^2 term at lambda = d^(1/4))"
     ref = dict(online="Ben Arous et al. 2021", smoothed="Damian et al. 2023",
-               reuse="Dandi et al. 2024; Arnaboldi et al. 2024")[protocol]
+               reuse="Dandi et al. 2024; Arnaboldi et al. 2024",
+               committee="Ben Arous et al. 2021 per neuron; Abbe et al. 2023")[protocol]
     return power, f"{power:g}{' (x log d)' if log else ''}{note}, {ref}"
 
 
@@ -88,7 +103,11 @@ class Config:
     budget: float = 16.0
     online_eta: float = 0.5
     smoothed_eta: float = 0.5
-    reuse_eta: float = 0.03
+    reuse_eta: float = 0.2
+    reuse_student: str = "relu"
+    reuse_batch_over_d: float = 1.0
+    reuse_level: float = 0.3
+    committee_eta: float = 0.5
     lam_scale: float = 1.0
     steps: int = 256
     max_batches: int = 20_000
@@ -107,13 +126,21 @@ class Config:
         for name, values in (("dims", self.dims), ("reuse_passes", self.reuse_passes)):
             if len(set(values)) != len(values):
                 raise ValueError(f"{name} must be distinct, got {list(values)}")
-        base.check_ints(self, dims=8, reuse_passes=2)
+        base.check_ints(self, dims=8, reuse_passes=2, reuse_batch_over_d=0)
         base.check_seeds(self.seeds)
-        for name in ("level",):
+        multi = [t for t in self.targets if t in MULTI_INDEX]
+        single = [p for p in self.protocols if p != "committee"]
+        if multi and single:
+            raise ValueError(f"targets {multi} have more than one direction: they run only under the committee "
+                             f"protocol, not {single} (a separate config, e.g. examples/sgd_committee.toml)")
+        check_choice("reuse_student", self.reuse_student, sgd_protocols.STUDENTS)
+        if not (math.isfinite(self.reuse_batch_over_d) and self.reuse_batch_over_d >= 0):
+            raise ValueError(f"reuse_batch_over_d must be a finite number >= 0, got {self.reuse_batch_over_d!r}")
+        for name in ("level", "reuse_level"):
             value = getattr(self, name)
             if not (isinstance(value, float) and 0 < value < 1):
                 raise ValueError(f"{name} must be in (0, 1), got {value!r}")
-        for name in ("budget", "online_eta", "smoothed_eta", "reuse_eta", "lam_scale"):
+        for name in ("budget", "online_eta", "smoothed_eta", "reuse_eta", "committee_eta", "lam_scale"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
@@ -124,12 +151,17 @@ class Config:
 
 def grid(config: Config) -> sweep.Grid:
     methods = tuple(f"sgd_{p}" for p in config.protocols)
-    eta = dict(online=config.online_eta, smoothed=config.smoothed_eta, reuse=config.reuse_eta)
-    extra = {f"sgd_{p}": (("eta_scale", eta[p]), ("max_batch", MAX_BATCH[p]))
-             + ((("lam_scale", config.lam_scale),) if p == "smoothed" else ()) for p in config.protocols}
-    hyper = (("level", (config.level,)), ("budget", (config.budget,)), ("steps", (config.steps,)),
-             ("max_batches", (config.max_batches,)), ("records", (config.records,)),
-             ("simulation", (config.simulation,)))
+    eta = dict(online=config.online_eta, smoothed=config.smoothed_eta, reuse=config.reuse_eta,
+               committee=config.committee_eta)
+    extra = {f"sgd_{p}": (("eta_scale", eta[p]), ("max_batch", MAX_BATCH[p]),
+                          ("level", config.reuse_level if p == "reuse" else config.level))
+             + ((("lam_scale", config.lam_scale),) if p == "smoothed" else ())
+             + ((("student", config.reuse_student), ("batch_over_d", config.reuse_batch_over_d)) if p == "reuse"
+                else ()) for p in config.protocols}
+    hyper = (("budget", (config.budget,)), ("steps", (config.steps,)),
+             ("max_batches", (config.max_batches,)), ("records", (config.records,)))
+    if set(config.protocols) - {"committee"}:
+        hyper += (("simulation", (config.simulation,)),)
     if "reuse" in config.protocols:
         hyper += (("passes", tuple(config.reuse_passes)),)
     return sweep.Grid(methods=methods, targets=tuple(spec(t) for t in config.targets), dims=config.dims,
@@ -201,8 +233,9 @@ def report(summary: dict[str, Any], config: Config) -> str:
     per_d = summary["per_d"].copy()
     if per_d.empty:
         return f"no successful run ({summary['failed_runs']} failed)"
-    lines = [f"Samples to weak recovery |<w, u>| >= {config.level} of one neuron (median over seeds; 'nan' where "
-             f"fewer than half the seeds recovered within the budget of {config.budget:g} x the theorem's n(d)):"]
+    lines = [f"Samples to weak recovery |<w, u>| >= {config.level} (reuse: >= {config.reuse_level}; committee: the "
+             f"smallest singular value of W U^T >= {config.level}) (median over seeds; '-' where fewer than half the "
+             f"seeds recovered within the budget of {config.budget:g} x the theorem's n(d)):"]
     table = per_d.pivot_table(index=["target", "family"], columns="d", values="median_n", dropna=False)
     lines += [table.map(lambda v: f"{v:.3g}" if np.isfinite(v) else "-").to_string(), "",
               "share of seeds recovered within the budget:",
