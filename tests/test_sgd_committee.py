@@ -87,6 +87,8 @@ def test_committee_runs_recover_the_paper_target_and_report_it():
     assert np.all(np.asarray(out.recovery_n) <= np.asarray(out.n_budget))
     cos = np.asarray(out.final_cosines)
     assert cos.shape == (8, 2) and np.all((cos >= 0) & (cos <= 1 + 1e-5))
+    nmse, se = np.asarray(out.test_nmse), np.asarray(out.test_nmse_se)
+    assert np.all(np.isfinite(nmse)) and np.all(se > 0)
 
 
 @pytest.mark.parametrize("field,value", [("level", 1.0), ("eta_scale", 0.0), ("budget", -1.0)])
