@@ -186,7 +186,9 @@ def test_a_corrupt_manifest_is_an_error_naming_the_file(tmp_path, capsys):
     out.mkdir()
     (out / "sweep.json").write_text("{not json")
     code = cli.main(["plot", str(out)])
-    _assert_one_line_exit_2(code, capsys.readouterr().err, str(out / "sweep.json"))
+    err = capsys.readouterr().err
+    _assert_one_line_exit_2(code, err, str(out / "sweep.json"))
+    assert "reprjax run ... --overwrite" in err  # plot has no --overwrite: the remedy names the command that has
     code = cli.main(["run", "alignment", "--out", str(out), "--no-progress"])
     _assert_one_line_exit_2(code, capsys.readouterr().err, str(out / "sweep.json"))
     (out / "sweep.json").write_text('{"experiment": "alignment", "config": {"dims": 8}}')

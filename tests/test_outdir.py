@@ -152,3 +152,19 @@ def test_an_interrupted_sweep_exits_130_in_one_line_and_resumes_where_it_stopped
     monkeypatch.setattr(engine, "run_group", real)
     assert _main("run", "alignment", "--config", tmp_path / "m.toml", "--out", out) == 0
     assert "1 groups run, 1 already done" in capsys.readouterr().out
+
+
+def test_a_record_of_names_without_digests_claims_nothing(tmp_path, configs, capsys):
+    """An older reprjax recorded only names: a file of such a name may be the user's by now, so it is neither
+    overwritten nor removed, and the refusal names it."""
+    a, _ = configs
+    out = tmp_path / "out"
+    assert _main("run", "alignment", "--config", a, "--out", out) == 0
+    (out / "report.txt").write_text("the user's own file under a recorded name")
+    (out / outdir.OUTPUTS_FILE).write_text(json.dumps(["report.txt"]))
+    capsys.readouterr()
+    assert _main("plot", out) == 2
+    assert str(out / "report.txt") in capsys.readouterr().err
+    assert (out / "report.txt").read_text() == "the user's own file under a recorded name"
+    outdir.remove_outputs(out)
+    assert (out / "report.txt").read_text() == "the user's own file under a recorded name"

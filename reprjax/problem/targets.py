@@ -275,6 +275,16 @@ def single_index(key: PRNGKeyArray, d: int, k: int) -> MultiIndexTarget:
     return _build(key, d, 1, {(k,): 1.0})
 
 
+def separable(key: PRNGKeyArray, d: int, r: int = 2, k: int = 3) -> MultiIndexTarget:
+    """``f*(x) = (1/sqrt(r)) sum_i h_k(z_i)``, ``z = U x`` with ``r`` random orthonormal directions: ``r`` copies of the
+    single-index ``h_k`` target, ``E[g^2] = 1``, information exponent ``k`` in every direction (the committee
+    protocol's target, :mod:`reprjax.methods.sgd_committee`).  For ``k = 2`` it is rotation invariant inside
+    ``span(U)`` (``sum_i h_2(z_i)`` depends on ``|z|`` alone), so only the subspace can be recovered."""
+    _validate.check_int("k", k, low=1, high=MAX_DEGREE)
+    _validate.check_int("r", r, low=1)
+    return _build(key, d, r, {_unit(r, (i, k)): 1.0 / math.sqrt(r) for i in range(r)})
+
+
 def paper_target(key: PRNGKeyArray, d: int, r: int = 2, p: int = 4, cross_terms: bool = False) -> MultiIndexTarget:
     """The paper-style multi-index target: half its variance in a non-degenerate degree-2 part, half in degree p.
 

@@ -33,6 +33,7 @@ from reprjax.methods.registry import Method, get_method
 TARGETS: dict[str, Callable[..., Any]] = {
     "paper": targets_mod.paper_target,
     "single_index": targets_mod.single_index,
+    "separable": targets_mod.separable,
     "giant_step": targets_mod.giant_step,
     "staircase": targets_mod.staircase,
     "random_polynomial": targets_mod.random_polynomial,
@@ -42,7 +43,7 @@ TARGETS: dict[str, Callable[..., Any]] = {
 
 #: One example of each catalogue family, with the keyword arguments ``reprjax targets`` describes it with.
 TARGET_EXAMPLES: dict[str, dict[str, Any]] = {
-    "paper": {}, "single_index": {"k": 3}, "giant_step": {}, "staircase": {},
+    "paper": {}, "single_index": {"k": 3}, "separable": {"r": 2, "k": 3}, "giant_step": {}, "staircase": {},
     "random_polynomial": {"r": 3, "p": 4, "kappa": 4.0}, "transfer_pair": {}, "link": {"link": "tanh"},
 }
 

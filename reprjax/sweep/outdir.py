@@ -78,6 +78,11 @@ def lock(path: str | os.PathLike) -> Iterator[None]:
         os.close(fd)
 
 
+#: What a corrupt manifest leaves a user (``run``, ``plot`` and ``report`` all read it first).
+_CORRUPT_REMEDY = ("its sweep's results cannot be read or resumed; `reprjax run ... --overwrite` with this --out "
+                   "replaces that sweep")
+
+
 def read_manifest(path: str | os.PathLike) -> dict[str, Any] | None:
     """The sweep manifest of ``path`` (``None`` if there is none); a corrupt one is a ``ConfigError`` naming it."""
     mfile = Path(path) / sweep.MANIFEST_FILE
@@ -86,10 +91,9 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any] | None:
     try:
         manifest = json.loads(mfile.read_text())
     except (OSError, ValueError) as err:
-        raise ConfigError(f"{mfile} is corrupt ({type(err).__name__}: {err}); pass --overwrite to replace the "
-                          f"sweep it belonged to") from None
+        raise ConfigError(f"{mfile} is corrupt ({type(err).__name__}: {err}); {_CORRUPT_REMEDY}") from None
     if not isinstance(manifest, dict):
-        raise ConfigError(f"{mfile} is corrupt (not a JSON object); pass --overwrite to replace it")
+        raise ConfigError(f"{mfile} is corrupt (not a JSON object); {_CORRUPT_REMEDY}")
     return manifest
 
 
@@ -158,12 +162,14 @@ def _plain_name(name: str) -> bool:
 
 
 def _own(path: Path, name: str, recorded: Mapping[str, list[str] | None]) -> bool:
-    """Whether ``path / name`` is a plain file reprjax wrote (recorded, and unchanged since)."""
+    """Whether ``path / name`` is a plain file reprjax wrote (recorded with its digest, and unchanged since)."""
     target = path / name
     if name not in recorded or not _plain_name(name) or target.is_symlink() or not target.is_file():
         return False
     digests = recorded[name]
-    return digests is None or digest(target) in digests
+    # a name recorded by an older reprjax without digests cannot be checked: the user may have replaced the file since,
+    # so it is never claimed (publish refuses the name in one line; the user moves it away)
+    return digests is not None and digest(target) in digests
 
 
 def _unlink_own(path: Path, names: Iterable[str], recorded: Mapping[str, list[str] | None]) -> None:
