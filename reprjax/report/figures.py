@@ -96,16 +96,18 @@ def error_vs_n(df: pd.DataFrame, path: str | Path, metric: str = "test_nmse", th
 
 
 def n_star_vs_d(table: pd.DataFrame, path: str | Path, p: int, exponents: dict[str, float] | None = None,
-                title: str = "") -> list[Path]:
+                title: str = "", predicted: dict[str, tuple[Any, Any]] | None = None) -> list[Path]:
     """``n*`` against ``d`` (log-log) per method with its fitted slope; dashed references ``d^2`` and ``d^p``.
 
-    Methods that never reach the threshold at some ``d`` are drawn at the top of the axis as open up-triangles;
-    ``d`` already below it at the grid's first ``n`` (``censored = "below"``: ``n* <= n_min``) as open
-    down-triangles at ``n_min``.
+    Each ``n*`` carries its 95% interval where the table has ``log_n_star_se`` (seeds and test estimates).  Methods
+    that never reach the threshold at some ``d`` are drawn at the top of the axis as open up-triangles; ``d`` already
+    below it at the grid's first ``n`` (``censored = "below"``: ``n* <= n_min``) as open down-triangles at ``n_min``.
+    ``predicted`` maps a label to ``(d, n*)`` of a theory's prediction, drawn as a dashed line (e.g. the kernel
+    learning curve of :mod:`reprjax.kernels.learning_curve` past the simulated dims).
     """
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
     finite = table[np.isfinite(table["n_star"])]
-    all_d = np.asarray(sorted(table["d"].unique()), float)
+    all_d = sorted(table["d"].unique())
     top = (table["n_max"].max() if len(table) else 1) * 1.5
     for i, (method, sub) in enumerate(table.groupby("method")):
         sub = sub.sort_values("d")
@@ -114,7 +116,11 @@ def n_star_vs_d(table: pd.DataFrame, path: str | Path, p: int, exponents: dict[s
         slope = (exponents or {}).get(method, math.nan)
         label = method_label(method) + (f" (slope {slope:.2f})" if math.isfinite(slope) else "")
         if ok.any():
-            ax.plot(sub["d"][ok], sub["n_star"][ok], "o-", color=color, label=label)
+            d_ok, n_ok = sub["d"][ok].to_numpy(float), sub["n_star"][ok].to_numpy(float)
+            se = sub["log_n_star_se"][ok].to_numpy(float) if "log_n_star_se" in sub else np.zeros_like(n_ok)
+            se = np.nan_to_num(se, nan=0.0)
+            yerr = np.stack([n_ok - n_ok * np.exp(-1.96 * se), n_ok * np.exp(1.96 * se) - n_ok])
+            ax.errorbar(d_ok, n_ok, yerr=yerr, fmt="o-", color=color, capsize=2, label=label)
         low = ~ok & (sub["censored"] == "below") if "censored" in sub else ~ok & False
         high = ~ok & ~low
         if high.any():
@@ -123,13 +129,20 @@ def n_star_vs_d(table: pd.DataFrame, path: str | Path, p: int, exponents: dict[s
         if low.any():
             ax.plot(sub["d"][low], sub["n_min"][low], "v", mfc="none", color=color,
                     label=f"{method_label(method)}: below at n = min")
-    anchor = finite["n_star"].min() if len(finite) else 1.0
-    d0 = all_d[0] if len(all_d) else 1.0
+    for j, (label, (d_pred, n_pred)) in enumerate((predicted or {}).items()):
+        d_pred, n_pred = np.asarray(d_pred, float), np.asarray(n_pred, float)
+        keep = np.isfinite(n_pred)
+        ax.plot(d_pred[keep], n_pred[keep], "--", color=f"C{table['method'].nunique() + j}", lw=1.5, label=label)
+        all_d = sorted(set(all_d) | {float(d) for d in d_pred[keep]})
+    all_d = np.asarray(all_d, float)
+    lowest = finite.loc[finite["n_star"].idxmin()] if len(finite) else None  # the references start at the lowest n*
+    anchor = float(lowest["n_star"]) if lowest is not None else 1.0
+    d0 = float(lowest["d"]) if lowest is not None else (all_d[0] if len(all_d) else 1.0)
     for power, style in ((2, "--"), (p, ":")):
         ax.plot(all_d, anchor * (all_d / d0) ** power, style, color="gray", lw=1, label=f"d^{power}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xticks(all_d, [f"{int(d)}" for d in all_d])
+    ax.set_xticks(all_d, [f"{int(d)}" for d in all_d], fontsize=7)
     ax.minorticks_off()
     _decorate(ax, "d", "n* (samples to reach the threshold)", title, 7)
     return _save(fig, path)

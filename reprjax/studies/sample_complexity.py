@@ -260,7 +260,12 @@ def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:
             for _, r in summary["exponents"].iterrows()}
     out = plotting.error_vs_n(df, Path(out_dir) / "error_vs_n", threshold=config.threshold,
                               title=f"paper target r={config.r}, p={config.p}")
-    out += plotting.n_star_vs_d(summary["n_star"], Path(out_dir) / "n_star_vs_d", config.p, exps)
+    theory_n_star = summary.get("kernel_theory")
+    predicted = None if theory_n_star is None or not len(theory_n_star) else {
+        "infinite NTK, theory (eigenlearning)": (theory_n_star["d"], theory_n_star["n_star_extended"])}
+    out += plotting.n_star_vs_d(summary["n_star"], Path(out_dir) / "n_star_vs_d", config.p, exps,
+                                title=f"paper target r={config.r}, p={config.p}: n* with 95% intervals",
+                                predicted=predicted)
     curves = summary["curves"]
     if config.kernels and len(curves):
         lines = {f"threshold {t:g} ({'kernels' if ms == config.kernels else 'networks'})": t
