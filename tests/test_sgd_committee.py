@@ -95,3 +95,25 @@ def test_committee_runs_recover_the_paper_target_and_report_it():
 def test_committee_config_refuses_values_out_of_range(field, value):
     with pytest.raises(ValueError, match=field):
         C.CommitteeConfig(**{field: value})
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_separable_target_gives_the_committee_h_k_with_unit_coefficient(k):
+    target = targets.separable(jax.random.key(0), 8, r=2, k=k)
+    degrees, coeffs = C.separable_link(target)
+    assert degrees == (k,)
+    np.testing.assert_allclose(np.asarray(coeffs), [1.0], rtol=1e-6)
+    assert C.committee_exponent(target) == k
+
+
+def test_study_runs_the_separable_targets_under_the_committee_only_with_their_theory():
+    from reprjax.studies import sgd_exponents as S
+
+    assert S.exponents_of("sep2") == (2, 2) and S.exponents_of("sep3") == (3, 1)
+    power2, text2 = S.theory("sep2", "committee")
+    power3, text3 = S.theory("sep3", "committee")
+    assert (power2, power3) == (1.0, 2.0) and "log d" in text2 and "log d" not in text3
+    grid = S.grid(S.Config(dims=(16, 32), targets=("sep2", "sep3"), protocols=("committee",), seeds=2))
+    assert sorted(t.label() for t in grid.targets) == ["separable,k=2,r=2", "separable,k=3,r=2"]
+    with pytest.raises(ValueError, match="committee"):
+        S.Config(targets=("sep3",), protocols=("online", "committee"))

@@ -5,9 +5,10 @@ Jagannath 2021), smoothed online SGD (Damian, Nichani, Ge & Lee 2023) and SGD re
 on ``h_2``, ``h_3``, ``h_4`` and ``tanh`` (generative exponent 1 with information exponent 1, against ``h_3``'s 1 with
 3 and ``h_4``'s 2 with 4); and, with the protocol ``committee`` (:mod:`reprjax.methods.sgd_committee`), ``r``
 neurons under online SGD on the square loss for a target with ``r`` directions (``paper2``: the paper's
-``[h_2(z_1) + h_2(z_2) + h_4(z_1) + h_4(z_2)] / 2``, information exponent 2 per direction), recovery read on the
-smallest singular value of ``W U^T``.  Targets with ``r > 1`` run only under ``committee``
-(``examples/sgd_committee.toml``).
+``[h_2(z_1) + h_2(z_2) + h_4(z_1) + h_4(z_2)] / 2``, information exponent 2 per direction; ``sep2``, ``sep3``: the
+separable ``[h_k(z_1) + h_k(z_2)] / sqrt(2)``, ``k = 2, 3``), recovery read on the smallest singular value of
+``W U^T`` (for ``sep2`` only the subspace is identifiable: the target is rotation invariant inside ``span(U)``).
+Targets with ``r > 1`` run only under ``committee`` (``examples/sgd_committee.toml``, ``examples/sgd_separable.toml``).
 
 The protocols, their step sizes and the two exact simulations are in :mod:`reprjax.methods.sgd_protocols` and
 :mod:`reprjax.methods.sgd_runs`.  Theory (:func:`reprjax.methods.sgd_protocols.theory_samples`, exponents from
@@ -51,9 +52,10 @@ TARGETS: dict[str, tuple[str, dict[str, Any], bool]] = {
     "he2": ("single_index", dict(k=2), False), "he3": ("single_index", dict(k=3), False),
     "he4": ("single_index", dict(k=4), False), "tanh": ("link", dict(link="tanh"), True),
     "paper2": ("paper", dict(r=2, p=4), False),
+    "sep2": ("separable", dict(r=2, k=2), False), "sep3": ("separable", dict(r=2, k=3), False),
 }
 #: Targets with more than one direction: run only under the ``committee`` protocol.
-MULTI_INDEX = frozenset({"paper2"})
+MULTI_INDEX = frozenset({"paper2", "sep2", "sep3"})
 PROTOCOLS = (*sgd_protocols.PROTOCOLS, "committee")
 #: Largest batch per protocol: online SGD's reduced batch costs ``O(b)``, the others' ``O(b^2)`` (Bartlett rows:
 #: :mod:`reprjax.methods.sgd_protocols`), so they keep small batches and more of them; the committee's full
