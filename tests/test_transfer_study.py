@@ -12,6 +12,7 @@ from reprjax import sweep
 from reprjax.methods import algorithm1
 from reprjax.methods.registry import get_method
 from reprjax.problem import targets
+from reprjax.report import collapse
 from reprjax.studies import base, transfer, transfer_heads
 from reprjax.sweep.execution import run_from_seed
 
@@ -127,3 +128,15 @@ def test_checked_grid_refuses_a_source_beyond_int32_rows_before_anything_runs():
     too_many = dataclasses.replace(ok, source_n_over_d2=(10000,))  # 2.6e9: the sweep's own check never sees it
     with pytest.raises(base.ConfigError, match="source_n_over_d2 = 10000 at d = 512"):
         base.checked_grid(transfer, too_many)
+
+
+def test_collapse_loss_is_continuous_where_a_point_crosses_a_range_end():
+    """The transfer grid (the same N at every d): at a = 1/3 the points N = 64 of d = 256 and N = 2048 of d = 32
+    sit on the ends of the other curve's range; a plain count of the points inside jumps there and pinned the
+    transfer run's collapse at 0.33 with an interval of width 0.01 (docs/transfer.md, "The collapse interval")."""
+    ns = 32.0 * 2.0 ** np.arange(8)
+    rng = np.random.default_rng(0)
+    ys = [np.log(np.minimum(1.0, 300.0 / ns))[None, :] + 0.2 * rng.standard_normal((1, 8)) for _ in range(2)]
+    for a0 in (1 / 3, 2 / 3):
+        loss = collapse.collapse_loss(a0 + np.array([-1e-7, 1e-7]), [np.log(ns)] * 2, np.log([32.0, 256.0]), ys)[0]
+        assert np.all(np.isfinite(loss)) and abs(loss[1] - loss[0]) < 1e-4 * loss[0]

@@ -4,7 +4,9 @@ If ``err(n, d) = F(n / d^a)``, the curves ``log err`` against ``x = log n - a lo
 ``n*(d) ~ d^a`` at every threshold.  :func:`collapse_loss` measures how far they are from coinciding at a trial ``a``:
 the mean squared distance, in ``log err``, between each curve's points and every other curve linearly interpolated
 at them, over the points inside the other curve's range (the measure of data collapse of Bhattacharjee & Seno 2001,
-J. Phys. A 34, 6375).  Unlike the slope of ``n*``, it uses every point of every curve, including the dims whose
+J. Phys. A 34, 6375), each point weighted by how far inside that range it lies (0 at an end, 1 from one grid step
+in): with a plain count the loss jumps wherever a point crosses a range's end, and a minimum pinned on such a jump
+does not move under resampling (an interval of width ~0: docs/transfer.md, "The collapse interval").  Unlike the slope of ``n*``, it uses every point of every curve, including the dims whose
 curve never crosses the threshold inside the grid, and no threshold.
 
 A trial ``a`` counts only when the curves are linked: the graph whose edges join two dims whose ranges overlap in at
@@ -71,6 +73,9 @@ def collapse_loss(a: Float[np.ndarray, "B K"], log_ns: Sequence[Float[np.ndarray
             lx, yj = log_ns[j], log_errors[j]
             q = log_ns[i][None, None, :] - a[:, :, None] * (log_dims[i] - log_dims[j])  # i's points on j's axis
             inside = (q >= lx[0]) & (q <= lx[-1])
+            # a point enters j's range over one grid step of j (weight 0 at its ends, 1 a step inside): the loss is
+            # continuous in a, so no minimum is pinned where a point crosses a range's end
+            weight = np.clip(np.minimum(q - lx[0], lx[-1] - q) * ((len(lx) - 1) / (lx[-1] - lx[0])), 0.0, 1.0)
             k = np.clip(np.searchsorted(lx, q), 1, len(lx) - 1)
             t = (q - lx[k - 1]) / (lx[k] - lx[k - 1])
             if yj.shape[0] == 1:
@@ -81,10 +86,10 @@ def collapse_loss(a: Float[np.ndarray, "B K"], log_ns: Sequence[Float[np.ndarray
                 y0, y1 = np.take_along_axis(yj[:, None, :], k - 1, -1), np.take_along_axis(yj[:, None, :], k, -1)
             diff = log_errors[i][:, None, :] - (y0 + t * (y1 - y0))
             ok = inside & np.isfinite(diff)
-            total += np.square(np.where(ok, diff, 0.0)).sum(axis=-1)
-            points = ok.sum(axis=-1)
-            count += points
-            linked[..., i, j] |= points >= min_overlap
+            w = np.where(ok, weight, 0.0)
+            total += (w * np.square(np.where(ok, diff, 0.0))).sum(axis=-1)
+            count += w.sum(axis=-1)
+            linked[..., i, j] |= (w > 0).sum(axis=-1) >= min_overlap
     linked |= np.swapaxes(linked, -1, -2)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(_connected(linked) & (count > 0), total / count, np.inf)
