@@ -133,7 +133,8 @@ def test_checked_grid_refuses_a_source_beyond_int32_rows_before_anything_runs():
 def test_collapse_loss_is_continuous_where_a_point_crosses_a_range_end():
     """The transfer grid (the same N at every d): at a = 1/3 the points N = 64 of d = 256 and N = 2048 of d = 32
     sit on the ends of the other curve's range; a plain count of the points inside jumps there and pinned the
-    transfer run's collapse at 0.33 with an interval of width 0.01 (docs/transfer.md, "The collapse interval")."""
+    transfer run's collapse at 0.33 with an interval of width 0.01 (docs/transfer.md, "The collapse interval at 2
+    seeds")."""
     ns = 32.0 * 2.0 ** np.arange(8)
     rng = np.random.default_rng(0)
     ys = [np.log(np.minimum(1.0, 300.0 / ns))[None, :] + 0.2 * rng.standard_normal((1, 8)) for _ in range(2)]

@@ -6,8 +6,9 @@ the mean squared distance, in ``log err``, between each curve's points and every
 at them, over the points inside the other curve's range (the measure of data collapse of Bhattacharjee & Seno 2001,
 J. Phys. A 34, 6375), each point weighted by how far inside that range it lies (0 at an end, 1 from one grid step
 in): with a plain count the loss jumps wherever a point crosses a range's end, and a minimum pinned on such a jump
-does not move under resampling (an interval of width ~0: docs/transfer.md, "The collapse interval").  Unlike the slope of ``n*``, it uses every point of every curve, including the dims whose
-curve never crosses the threshold inside the grid, and no threshold.
+does not move under resampling (an interval of width ~0: docs/transfer.md, "The collapse interval at 2 seeds").
+Unlike the slope of ``n*``, it uses every point of every curve, including the dims whose curve never crosses the
+threshold inside the grid, and no threshold.
 
 A trial ``a`` counts only when the curves are linked: the graph whose edges join two dims whose ranges overlap in at
 least ``min_overlap`` points is connected (otherwise a far-off ``a`` with no overlap would have no loss at all).
