@@ -131,3 +131,14 @@ def test_a_zero_strength_is_rejected_by_name():
     x, y = _problem(n=100)
     with pytest.raises(ValueError, match="lambdas"):
         falkon.falkon_ridge_path(_ntk, x, y, (0.0, 1e-3), 20)
+
+
+def test_the_acceptance_benchmark_runs_only_when_named():
+    from reprjax.bench import suite
+
+    default = suite.default_selection(["--quick", "--"])
+    assert "falkon_acceptance" not in default and "falkon" in default and "--quick" in default
+    assert set(default[default.index("--only") + 1:]) == set(suite.BENCHMARKS) - set(suite.EXPLICIT_ONLY)
+    named = ["--only", "falkon_acceptance", "--repeats", "1"]
+    assert suite.default_selection(named) == named
+    assert suite.default_selection(["--only=falkon"]) == ["--only=falkon"]

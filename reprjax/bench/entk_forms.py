@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from reprjax import network
+from reprjax.bench.flops import entk_closed_flops
 from reprjax.bench.harness import PeakMemory, matmul_roofline, result, time_call
 from reprjax.kernels import empirical as kernels
 
@@ -29,8 +30,6 @@ def _problem(quick: bool) -> tuple[Any, jax.Array, int, int, int]:
 
 def bench_entk_blocks(roofline: dict[str, Any], quick: bool, repeats: int) -> list[dict[str, Any]]:
     """The symmetric closed-form eNTK for each (hidden block, row block) that fits the problem."""
-    from reprjax.bench.suite import entk_closed_flops  # the suite registers this module's benchmarks
-
     params, x, n, d, m = _problem(quick)
     rows = []
     for hb in (256, 512, 1024, 2048, 4096):

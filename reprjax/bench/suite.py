@@ -1,15 +1,13 @@
 """The benchmarks of the harness (:mod:`reprjax.bench.harness`), each ``(roofline, quick, repeats) -> rows``.
 
-FLOP counts are of what each program performs: every matrix product ``(a x b) @ (b x c)`` counts ``2abc``; an eigh
-of a ``k x k`` matrix ``9 k^3``, a Cholesky factorisation ``k^3 / 3`` and its two triangular solves ``2 k^2``;
-elementwise work is not counted.  Where the issue's own FLOP convention differs (it counts 3 products of the data
-with ``W`` for the step, where reverse mode performs 2, and ``n m^2`` for a Gram matrix that a plain matmul computes
-in ``2 n m^2``), the row's notes give the other figure too.
+FLOP counts are of what each program performs (:mod:`reprjax.bench.flops`).  ``reprjax bench`` without ``--only``
+runs every benchmark except those of :data:`EXPLICIT_ONLY` (the issue's acceptance rows, tens of minutes each), which
+run only when named: ``reprjax bench --only falkon_acceptance``.
 """
-
 from __future__ import annotations
 
 import statistics
+import sys
 import textwrap
 import time
 from typing import Any
@@ -28,53 +26,11 @@ from reprjax.kernels import empirical as kernels
 from reprjax.solvers import ridge
 from reprjax.problem import targets
 from reprjax.bench.kernel_scale import bench_falkon, bench_falkon_acceptance, bench_kernel_scale
+from reprjax.bench.flops import entk_closed_flops, entk_generic_flops, one_step_flops, solve_flops
 from reprjax.bench.harness import PeakMemory, result, run_subprocess, time_call
 from reprjax.maths.chunking import chunked_sum
 
 Row = dict[str, Any]
-
-
-# ------------------------------------------------------------------------------------------------ FLOP counts
-def entk_closed_flops(n1: int, n2: int, m: int, d: int, rows: int | None) -> tuple[float, float]:
-    """(FLOPs performed, nominal ``2 n1 n2 (2m + d)``) of :func:`kernels.entk_two_layer`.
-
-    Performed: pre-activations ``x W^T`` once per distinct input, plus per computed output entry ``2m`` for
-    ``D1 diag(a^2) D2^T``, ``2m`` for ``Phi1 Phi2^T`` and ``2d`` for ``x1 x2^T``; the symmetric path computes
-    strips of ``rows`` rows from the diagonal rightwards.
-    """
-    nominal = 2.0 * n1 * n2 * (2 * m + d)
-    if rows is None:
-        return 2.0 * (n1 + n2) * m * d + 2.0 * n1 * n2 * (2 * m + d), nominal
-    entries = sum((min(s + rows, n1) - s) * (n1 - s) for s in range(0, n1, rows))
-    return 2.0 * n1 * m * d + 2.0 * entries * (2 * m + d), nominal
-
-
-def entk_generic_flops(n: int, block: int, p: int) -> float:
-    """Contraction FLOPs of the symmetric generic eNTK: upper blocks (diagonal included) of ``block`` rows."""
-    nb = -(-n // block)
-    return 2.0 * (nb * (nb + 1) // 2) * block * block * p
-
-
-def solve_flops(k: int, strengths: int, solver: str, precision: str = "refined") -> float:
-    if solver == "auto":
-        solver = ridge.pick_solver(k, strengths, precision)
-    if solver == "eigh":
-        return 9.0 * k**3 + 2.0 * 2 * k * k + 2.0 * k * k * strengths
-    return strengths * (k**3 / 3.0 + 2.0 * k * k)
-
-
-def one_step_flops(n: int, d: int, m: int, strengths: int, val_fraction: float = 0.2,
-                   solver: str = "auto") -> dict[str, float]:
-    """FLOPs Algorithm 1's training performs (shared samples, primal ridge), and the issue's convention."""
-    n_val = max(1, round(val_fraction * n))
-    n_fit = n - n_val
-    step = 2 * (2.0 * n_fit * m * d)  # forward x W^T, backward dZ^T x
-    feats = 2.0 * n * m * d  # fit and validation features
-    gram = 2.0 * n_fit * m * m + 2.0 * n_fit * m
-    solve = solve_flops(m, strengths, solver)
-    val = 2.0 * n_val * m * strengths
-    issue = 3 * 2.0 * n * m * d + 2.0 * n * m * d + n * m * m + solve_flops(m, strengths, solver)
-    return dict(performed=step + feats + gram + solve + val, issue_convention=issue)
 
 
 # ------------------------------------------------------------------------------------------------ benchmarks
@@ -299,9 +255,22 @@ BENCHMARKS = {
 }
 
 
+#: Benchmarks left out of a run without ``--only`` (each takes tens of minutes on 2 cores); name them to run them.
+EXPLICIT_ONLY = ("falkon_acceptance",)
+
+
+def default_selection(argv: list[str]) -> list[str]:
+    """``argv`` with ``--only <every benchmark but EXPLICIT_ONLY>`` added when it names none (and asks no help)."""
+    argv = list(argv)
+    named = any(a == "--only" or a.startswith("--only=") for a in argv)
+    if named or "-h" in argv or "--help" in argv:
+        return argv
+    return [a for a in argv if a != "--"] + ["--only"] + [name for name in BENCHMARKS if name not in EXPLICIT_ONLY]
+
+
 def main(argv: list[str] | None = None, **options: Any) -> int:
     """``reprjax bench``: the harness (:func:`reprjax.bench.harness.main`, given ``options``) over
-    :data:`BENCHMARKS`."""
+    :data:`BENCHMARKS`, without those of :data:`EXPLICIT_ONLY` unless ``--only`` names them."""
     from reprjax.bench.harness import main as harness
 
-    return harness(argv, BENCHMARKS, **options)
+    return harness(default_selection(sys.argv[1:] if argv is None else argv), BENCHMARKS, **options)

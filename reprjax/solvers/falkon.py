@@ -240,7 +240,7 @@ def falkon_ridge_path(
         def r_t_solve(rs, v):
             return jax.vmap(lambda r, col: _lapack.solve_lower(r, col, transpose=True), (0, 1), 1)(rs, v)
 
-        def r_solve(rs, v):
+        def r_solve(rs, v):  # v: (M, k, 2), both columns of strength j solved with R_j in one call
             return jax.vmap(_lapack.solve_lower, (0, 1), 1)(rs, v)
 
         def operator(rs, shift):
@@ -248,8 +248,10 @@ def falkon_ridge_path(
                 u = r_t_solve(rs, beta)
                 hv, b = apply_h(_lapack.solve_lower(low, u, transpose=True))
                 both = _lapack.solve_lower(low, jnp.concatenate([hv, b[:, None]], axis=1))
-                rhs = r_solve(rs, jnp.broadcast_to(both[:, -1:], u.shape))
-                return r_solve(rs, both[:, :-1] + shift[None, :] * u), rhs
+                # one read of each R (M x M float64) per pass for the product and the right-hand side together
+                out = r_solve(rs, jnp.stack([both[:, :-1] + shift[None, :] * u,
+                                             jnp.broadcast_to(both[:, -1:], u.shape)], axis=-1))
+                return out[..., 0], out[..., 1]
             return op_rhs
 
         def to_alpha(rs, beta):
