@@ -29,8 +29,8 @@ Choices (measured in docs/kernels_at_scale.md, "Falkon"):
   side, ``|r_k| <= tol |R^{-1} L^{-1} b|`` (the right-hand side, not the first residual, so that a warm start that
   is already close stops early), or after ``max_iter`` iterations; :class:`FalkonPath` records both per strength.
 * **Kernel cache**: the kernel blocks are evaluated once and kept in ``kernel_dtype`` when ``n * M`` entries fit
-  in ``cache_gib``; otherwise every iteration evaluates them again.  On CPU the ReLU NTK costs tens of ns per entry
-  (its arc-cosines), so without the cache the iterations cost about one direct accumulation each at d = 16.
+  in ``cache_gib``; otherwise every iteration evaluates them again.  On CPU the ReLU NTK (polynomial arc-cosine)
+  costs about what a cached pass does per entry, so without the cache an iteration costs about twice as much.
 
 Memory: the cache (``n M`` entries of ``kernel_dtype``, when used), four ``M x M`` float64 matrices (``K``, ``L``,
 ``T``, ``R``; ``3 + L`` of them with ``strategy="joint"``) and one ``block x M`` kernel block in float64; never
