@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from reprjax import network
 from reprjax.methods import algorithm1 as algorithm
 from reprjax.problem import targets
+from reprjax.solvers import head as head_mod
 from reprjax.solvers import ridge
 
 
@@ -76,3 +77,26 @@ def test_the_head_records_paired_standard_errors_and_obeys_the_rule():
     assert float(head.lambdas[chosen]) >= float(head.lambdas[best])
     gap = float(head.val_mse[chosen] - head.val_mse[best])
     assert gap <= min(float(head.val_diff_se[chosen]), 0.01 * float(head.val_mse[best])) + 1e-7
+
+
+def test_strength_zero_is_no_candidate_with_more_fitting_samples_than_features():
+    """Hoerl & Kennard (1970): above the interpolation threshold some positive strength beats least squares."""
+    rng = np.random.default_rng(1)
+    lam = jnp.asarray([0.0, 1e-8, 1e-6, 1e-4])
+    val = jnp.asarray([0.10, 0.30, 0.25, 0.40], jnp.float32)
+    sq = jnp.asarray(rng.standard_exponential((300, 4)), jnp.float32)
+    pairs = ridge.paired_square_differences(sq)
+    coef = jnp.zeros((4, 8))
+    over = head_mod.choose_strength(coef, lam, val, val * 0.1, pairs, jnp.asarray(300.0), jnp.asarray(20.0))
+    under = head_mod.choose_strength(coef, lam, val, val * 0.1, pairs, jnp.asarray(300.0), jnp.asarray(6.0))
+    assert int(over.index) == 2 and int(under.index) == 0
+    np.testing.assert_array_equal(over.val_mse, val)  # the recorded path is the measured one
+    assert int(head_mod.choose_strength(coef, lam, val, val * 0.1, pairs, jnp.asarray(300.0)).index) == 0
+
+
+def test_a_head_above_the_interpolation_threshold_never_chooses_least_squares():
+    target = targets.paper_target(jax.random.key(0), 16)
+    config = algorithm.Algorithm1Config(n=2048, network=network.NetworkConfig(width=128), n_test=512)
+    keys = jax.random.split(jax.random.key(5), 4)
+    heads = jax.vmap(lambda k: algorithm.train_one_step(k, target, config).head)(keys)
+    assert bool(jnp.all(heads.lambdas[jnp.arange(4), heads.index] > 0))

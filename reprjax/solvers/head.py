@@ -128,16 +128,19 @@ def fit_second_layer_stream(
         path = ridge.ridge_path(features(params, block.x, act), block.y, lambdas, sample_weight=train.weight,
                                 form="dual", solver=solver, precision=precision)
         coef, lam = path.coef, path.lambdas
+        n_fit = jnp.asarray(n_tr, jnp.float32) if train.weight is None else jnp.sum(train.weight)
     elif head == "ridge":  # the Gram matrix of the float32 features accumulated in float64 (solvers/ridge.py)
         with ridge.precision_scope(precision):
             dt = ridge.gram_dtype(precision)
             gram, moment, n_eff = stream_sum(lambda b, w: _moments(params, b, w, act, dt), source, train, chunk)
             path = ridge.ridge_from_gram(gram, moment, n_eff, lambdas, solver, precision)
         coef, lam = path.coef, path.lambdas
+        n_fit = n_eff.astype(jnp.float32)
     else:
         gram, moment, n_eff = stream_sum(lambda b, w: _moments(params, b, w, act, jnp.float32), source, train, chunk)
         lam = ridge.absolute_lambdas(lambdas, jnp.trace(gram), n_eff)
         coef = _gd_path(gram, moment, n_eff, lam, gd_steps)
+        n_fit = n_eff
 
     def val_errors(b: Dataset, w: Array):
         sq = (features(params, b.x, act) @ coef.T - b.y[:, None]) ** 2
@@ -147,15 +150,28 @@ def fit_second_layer_stream(
     sq, sq2, n_val, pairs = stream_sum(val_errors, source, val, chunk)
     val_mse = sq / n_val
     val_var = jnp.maximum(sq2 / n_val - val_mse**2, 0.0) / jnp.maximum(n_val - 1.0, 1.0)  # of the mean
-    return choose_strength(coef, lam, val_mse, jnp.sqrt(val_var), pairs, n_val)
+    return choose_strength(coef, lam, val_mse, jnp.sqrt(val_var), pairs, n_val, n_fit)
 
 
 def choose_strength(coef: Float[Array, "L k"], lambdas: Float[Array, " L"], val_mse: Float[Array, " L"],
-                    val_mse_se: Float[Array, " L"], pair_sums: Float[Array, "L L"], n_val: Float[Array, ""]) -> HeadFit:
+                    val_mse_se: Float[Array, " L"], pair_sums: Float[Array, "L L"], n_val: Float[Array, ""],
+                    n_fit: Float[Array, ""] | None = None) -> HeadFit:
     """The :class:`HeadFit` of a regularisation path: the strength of the one-standard-error rule on paired
-    validation differences (:func:`reprjax.solvers.ridge.select_lambda`)."""
-    diff_se = ridge.difference_se(val_mse, pair_sums, n_val, ridge.select_lambda(val_mse))
-    index = ridge.select_lambda(val_mse, lambdas, diff_se)
+    validation differences (:func:`reprjax.solvers.ridge.select_lambda`).
+
+    With more fitting samples than features (``n_fit > k``) strength 0 is least squares, and some strength above 0
+    has a smaller expected error than least squares (Hoerl & Kennard 1970, the existence theorem), so strength 0 is
+    not a candidate there: its variance diverges as ``n_fit`` falls to ``k`` and a few hundred validation samples
+    cannot see it (headline d = 16, n = 2048: validation 0.494, test 1.14 +- 0.08 at strength 0, against 0.26 at
+    relative strength 1e-7; docs/measurements.md, "Choosing the strength").  Below ``k`` it stays: there it is the
+    minimum-norm interpolant, often the best choice.
+    """
+    candidate = val_mse
+    if n_fit is not None:
+        least_squares = (lambdas == 0) & (n_fit > coef.shape[-1])
+        candidate = jnp.where(least_squares, jnp.nan, val_mse)
+    diff_se = ridge.difference_se(candidate, pair_sums, n_val, ridge.select_lambda(candidate))
+    index = ridge.select_lambda(candidate, lambdas, diff_se)
     return HeadFit(a=coef[index], lambdas=lambdas, val_mse=val_mse, index=index, val_mse_se=val_mse_se,
                    val_diff_se=diff_se)
 
