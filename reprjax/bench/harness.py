@@ -173,8 +173,9 @@ def main(argv: list[str] | None, registry: dict[str, Benchmark], prog: str = "re
     """
     parser = parser_class(prog=prog, description="reprjax benchmark harness: "
                                      "throughput against the matmul roofline measured in the same run")
-    parser.add_argument("--only", nargs="+", choices=sorted(registry), help="benchmarks to run (default: all but the acceptance rows only run when named, "
-                        "reprjax.bench.suite.EXPLICIT_ONLY)")
+    parser.add_argument("--only", nargs="+", choices=sorted(registry),
+                        help="benchmarks to run (default: all but the acceptance rows that run only when named, "
+                             "reprjax.bench.suite.EXPLICIT_ONLY)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (a smoke test)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per benchmark (>= 5 for reports)")
     parser.add_argument("--out", default="bench_out", help="directory for results.json (default bench_out)")
