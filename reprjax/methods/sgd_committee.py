@@ -66,13 +66,7 @@ class CommitteeConfig:
     def __post_init__(self) -> None:
         _validate.check_int("n", self.n, low=2)
         _validate.check_number("eta_scale", self.eta_scale, low=0.0, low_open=True)
-        _validate.check_number("level", self.level, low=0.0, high=1.0, low_open=True)
-        level = np.asarray(self.level) if _validate.is_concrete(self.level) else None
-        if level is not None and level.size == 1 and float(level.reshape(())) >= 1:
-            raise ValueError(f"level must be in (0, 1), got {self.level}")
-        _validate.check_number("budget", self.budget, low=0.0, low_open=True)
-        for name in ("steps", "max_batch", "records", "max_batches"):
-            _validate.check_int(name, getattr(self, name), low=1)
+        sgd_runs.check_recovery_settings(self)
 
 
 @struct.dataclass

@@ -90,13 +90,19 @@ class SGDConfig:
         _validate.check_number("batch_over_d", self.batch_over_d, low=0.0)
         _validate.check_number("eta_scale", self.eta_scale, low=0.0, low_open=True)
         _validate.check_number("lam_scale", self.lam_scale, low=0.0, low_open=True)
-        _validate.check_number("level", self.level, low=0.0, high=1.0, low_open=True)
-        level = np.asarray(self.level) if _validate.is_concrete(self.level) else None
-        if level is not None and level.size == 1 and float(level.reshape(())) >= 1:
-            raise ValueError(f"level must be in (0, 1), got {self.level}")
-        _validate.check_number("budget", self.budget, low=0.0, low_open=True)
-        for name in ("steps", "max_batch", "records", "max_batches"):
-            _validate.check_int(name, getattr(self, name), low=1)
+        check_recovery_settings(self)
+
+
+def check_recovery_settings(config: Any) -> None:
+    """The fields every recovery run shares (``level`` in (0, 1), ``budget`` > 0, and the positive counts ``steps``,
+    ``max_batch``, ``records``, ``max_batches``): a ``ValueError`` naming the first one out of range."""
+    _validate.check_number("level", config.level, low=0.0, high=1.0, low_open=True)
+    level = np.asarray(config.level) if _validate.is_concrete(config.level) else None
+    if level is not None and level.size == 1 and float(level.reshape(())) >= 1:
+        raise ValueError(f"level must be in (0, 1), got {config.level}")
+    _validate.check_number("budget", config.budget, low=0.0, low_open=True)
+    for name in ("steps", "max_batch", "records", "max_batches"):
+        _validate.check_int(name, getattr(config, name), low=1)
 
 
 @struct.dataclass
