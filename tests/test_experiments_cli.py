@@ -45,7 +45,8 @@ TINY = {
     "sgd-exponents": dict(dims=[8], targets=["tanh"], protocols=["online", "smoothed", "reuse"],
                           reuse_passes=[3], seeds=2, level=0.4, budget=8.0, online_eta=0.4, smoothed_eta=0.4,
                           reuse_eta=0.1, lam_scale=0.8, steps=8, max_batches=100, records=8, simulation="reduced",
-                          bootstrap=20),
+                          bootstrap=20, reuse_student="relu", reuse_batch_over_d=1.0, reuse_level=0.3,
+                          committee_eta=0.3),
 }
 
 

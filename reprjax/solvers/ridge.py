@@ -415,6 +415,10 @@ def difference_se(
 #: The most a strength chosen above the validation minimum may cost, relative to the minimum (:func:`select_lambda`):
 #: 1%.  Measured on Algorithm 1's head in docs/measurements.md, "Choosing the strength".
 SELECTION_SLACK = 0.01
+#: Validation errors within this relative distance of the minimum are ties whatever their standard errors: below the
+#: rounding of float32 sums over the validation samples, where a flat stretch of the path (paired standard error ~0)
+#: would otherwise be cut by rounding noise, and a vmapped run could choose another strength than a looped one.
+SELECTION_TIE = 1e-5
 
 
 def select_lambda(
@@ -428,9 +432,9 @@ def select_lambda(
     Without ``diff_se``: the smallest validation error.  With ``lambdas`` and ``diff_se`` (the standard error of each
     strength's validation error minus the minimum's, paired on the same samples: :func:`difference_se`): from the
     minimum, move to stronger ridges while the validation error stays within one paired standard error of the
-    minimum *and* within ``slack`` (relative) of it, and take the last -- the one-standard-error rule (Breiman et
-    al. 1984; Hastie, Tibshirani & Friedman 2009, section 7.10) with its cost capped.  Ties go to the smaller
-    coefficients: a validation set of a few thousand samples cannot see the rare inputs on which a near-ridgeless
+    minimum *and* within ``slack`` (relative) of it (differences below :data:`SELECTION_TIE` are ties), and take
+    the last -- the one-standard-error rule (Breiman et al. 1984; Hastie, Tibshirani & Friedman 2009, section
+    7.10) with its cost capped.  Ties go to the smaller coefficients: a validation set of a few thousand samples cannot see the rare inputs on which a near-ridgeless
     head with huge coefficients blows up (a flat validation curve from strength 0 to 1e-6 hid a test error 4x the
     validation error), while the plain one-standard-error rule, whose unit grows with the heavy-tailed validation
     losses, walks far up the path and costs ~10% of the error (docs/measurements.md, "Choosing the strength").
@@ -439,7 +443,7 @@ def select_lambda(
     best = jnp.argmin(v)
     if lambdas is None or diff_se is None:
         return best
-    tolerance = jnp.minimum(jnp.nan_to_num(diff_se, nan=0.0), slack * v[best])
+    tolerance = jnp.maximum(jnp.minimum(jnp.nan_to_num(diff_se, nan=0.0), slack * v[best]), SELECTION_TIE * v[best])
     ok = jnp.isfinite(v) & (v - v[best] <= tolerance)
     order = jnp.argsort(lambdas)
     ranks = jnp.arange(v.shape[0])
