@@ -434,7 +434,8 @@ def select_lambda(
     minimum, move to stronger ridges while the validation error stays within one paired standard error of the
     minimum *and* within ``slack`` (relative) of it (differences below :data:`SELECTION_TIE` are ties), and take
     the last -- the one-standard-error rule (Breiman et al. 1984; Hastie, Tibshirani & Friedman 2009, section
-    7.10) with its cost capped.  Ties go to the smaller coefficients: a validation set of a few thousand samples cannot see the rare inputs on which a near-ridgeless
+    7.10) with its cost capped.  Ties go to the smaller coefficients:
+    a validation set of a few thousand samples cannot see the rare inputs on which a near-ridgeless
     head with huge coefficients blows up (a flat validation curve from strength 0 to 1e-6 hid a test error 4x the
     validation error), while the plain one-standard-error rule, whose unit grows with the heavy-tailed validation
     losses, walks far up the path and costs ~10% of the error (docs/measurements.md, "Choosing the strength").
