@@ -131,7 +131,7 @@ def _damage(lines: list[bytes], op) -> list[bytes]:
         at = op[2] % (len(lines[i]) + 1)
         lines[i] = lines[i][:at] + op[3] + lines[i][at:]
     elif op[0] == "cut":
-        lines[i] = lines[i][:op[2] % len(lines[i])]
+        lines[i] = lines[i][:op[2] % max(len(lines[i]), 1)]  # a line an earlier cut emptied stays empty
     elif op[0] == "copy":
         lines.insert(i, lines[i])
     else:
