@@ -50,23 +50,9 @@ TEST_SAMPLES = 8192
 
 
 @struct.dataclass
-class CommitteeConfig:
-    """One committee run (module docstring); the fields mean what they mean in
-    :class:`reprjax.methods.sgd_runs.SGDConfig` (``level``: on the smallest singular value of ``W U^T``)."""
-
-    n: int = struct.field(pytree_node=False, default=2**31 - 1)
-    eta_scale: float = 0.5
-    level: float = 0.5
-    budget: float = struct.field(pytree_node=False, default=16.0)
-    steps: int = struct.field(pytree_node=False, default=256)
-    max_batch: int = struct.field(pytree_node=False, default=1024)
-    records: int = struct.field(pytree_node=False, default=48)
-    max_batches: int = struct.field(pytree_node=False, default=20_000)
-
-    def __post_init__(self) -> None:
-        _validate.check_int("n", self.n, low=2)
-        _validate.check_number("eta_scale", self.eta_scale, low=0.0, low_open=True)
-        sgd_runs.check_recovery_settings(self)
+class CommitteeConfig(sgd_runs.RecoveryConfig):
+    """One committee run (module docstring): the fields of :class:`reprjax.methods.sgd_runs.RecoveryConfig`
+    (``level``: on the smallest singular value of ``W U^T``)."""
 
 
 @struct.dataclass

@@ -48,18 +48,14 @@ ERROR_NODES = 48
 
 
 @struct.dataclass
-class SGDConfig:
-    """One run of a protocol (module docstring).
+class RecoveryConfig:
+    """The fields every recovery run shares (a single neuron here, a committee in
+    :mod:`reprjax.methods.sgd_committee`).
 
     Attributes:
-      n: cap on the sample budget; protocol, simulation: :data:`PROTOCOLS`, :data:`SIMULATIONS`.
-      passes: GD steps per batch of ``reuse`` (>= 2).
-      student: the student's activation, :data:`~reprjax.methods.sgd_protocols.STUDENTS` (``teacher``: the
-        target's link).
-      batch_over_d: ``> 0``: the batch is ``round(batch_over_d * d)`` (not clipped by ``max_batch``); ``0``: the
-        ``steps`` rule (module docstring).
-      eta_scale: ``delta`` of ``eta = delta * b * s(d)``; lam_scale: ``lambda = lam_scale * d^(1/4)`` (``smoothed``).
-      level: weak recovery is ``|<w, u>| >= level`` (in (0, 1)).
+      n: cap on the sample budget.
+      eta_scale: ``delta`` of ``eta = delta * b * s(d)`` (module docstring).
+      level: weak recovery is an overlap ``>= level`` (in (0, 1)).
       budget: samples allowed, as a multiple of the theorem's ``n_th(d)``.
       steps: batches per ``n_th(d)`` (sets the batch); max_batch: largest batch; records: points of the trajectory;
       max_batches: most batches a run takes (a compute cap: the budget becomes ``max_batches * b`` when smaller,
@@ -67,13 +63,7 @@ class SGDConfig:
     """
 
     n: int = struct.field(pytree_node=False, default=2**31 - 1)
-    protocol: str = struct.field(pytree_node=False, default="online")
-    simulation: str = struct.field(pytree_node=False, default="auto")
-    passes: int = struct.field(pytree_node=False, default=2)
-    student: str = struct.field(pytree_node=False, default="teacher")
-    batch_over_d: float = struct.field(pytree_node=False, default=0.0)
     eta_scale: float = 0.5
-    lam_scale: float = 1.0
     level: float = 0.5
     budget: float = struct.field(pytree_node=False, default=16.0)
     steps: int = struct.field(pytree_node=False, default=256)
@@ -83,14 +73,39 @@ class SGDConfig:
 
     def __post_init__(self) -> None:
         _validate.check_int("n", self.n, low=2)
+        _validate.check_number("eta_scale", self.eta_scale, low=0.0, low_open=True)
+        check_recovery_settings(self)
+
+
+@struct.dataclass
+class SGDConfig(RecoveryConfig):
+    """One run of a single-neuron protocol (module docstring): the fields of :class:`RecoveryConfig` and
+
+    Attributes:
+      protocol, simulation: :data:`PROTOCOLS`, :data:`SIMULATIONS`.
+      passes: GD steps per batch of ``reuse`` (>= 2).
+      student: the student's activation, :data:`~reprjax.methods.sgd_protocols.STUDENTS` (``teacher``: the
+        target's link).
+      batch_over_d: ``> 0``: the batch is ``round(batch_over_d * d)`` (not clipped by ``max_batch``); ``0``: the
+        ``steps`` rule (module docstring).
+      lam_scale: ``lambda = lam_scale * d^(1/4)`` (``smoothed``).
+    """
+
+    protocol: str = struct.field(pytree_node=False, default="online")
+    simulation: str = struct.field(pytree_node=False, default="auto")
+    passes: int = struct.field(pytree_node=False, default=2)
+    student: str = struct.field(pytree_node=False, default="teacher")
+    batch_over_d: float = struct.field(pytree_node=False, default=0.0)
+    lam_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         _validate.check_choice("protocol", self.protocol, protocols.PROTOCOLS)
         _validate.check_choice("simulation", self.simulation, protocols.SIMULATIONS)
         _validate.check_int("passes", self.passes, low=2)
         _validate.check_choice("student", self.student, protocols.STUDENTS)
         _validate.check_number("batch_over_d", self.batch_over_d, low=0.0)
-        _validate.check_number("eta_scale", self.eta_scale, low=0.0, low_open=True)
         _validate.check_number("lam_scale", self.lam_scale, low=0.0, low_open=True)
-        check_recovery_settings(self)
 
 
 def check_recovery_settings(config: Any) -> None:
