@@ -39,3 +39,36 @@ def test_sample_complexity_kernel_grid_of_sample_counts_is_used_where_kernels_ru
     assert config.sample_counts(16) == [256, 512, 1024, 16384]  # both: the union
     with pytest.raises(ValueError, match="kernel_n_over_d2"):
         sample_complexity.Config(kernel_n_over_d2=(-1.0,))
+
+
+def test_pair_dims_send_one_method_on_one_target_to_its_own_dimensions():
+    he2, he3 = sweep.TargetSpec.of("single_index", k=2), sweep.TargetSpec.of("single_index", k=3)
+    grid = sweep.Grid(methods=("algorithm1", "ntk_infinite"), targets=(he2, he3), dims=(16, 32), n=(64,),
+                      widths=(8,), seeds=1, method_dims=(("ntk_infinite", (8, 12)),),
+                      pair_dims=(("ntk_infinite", he3.label(), (10,)), ("algorithm1", he2.label(), (24, 16))))
+    dims = {(r["method"], r["target"], r["d"]) for r in grid.runs()}
+    assert dims == {("algorithm1", he2.label(), 24), ("algorithm1", he2.label(), 16),
+                    ("algorithm1", he3.label(), 16), ("algorithm1", he3.label(), 32),
+                    ("ntk_infinite", he2.label(), 8), ("ntk_infinite", he2.label(), 12),
+                    ("ntk_infinite", he3.label(), 10)}
+    assert grid.all_dims == (8, 10, 12, 16, 24, 32)
+
+
+@pytest.mark.parametrize("pair, match", [(("entk", "single_index,k=2", (8,)), "not a method"),
+                                         (("algorithm1", "single_index,k=5", (8,)), "not a target"),
+                                         (("algorithm1", "single_index,k=2", (8, 8)), "repeat"),
+                                         (("algorithm1", "single_index,k=2", ()), "at least one")])
+def test_pair_dims_out_of_the_grid_or_malformed_are_refused(pair, match):
+    grid = sweep.Grid(methods=("algorithm1",), targets=(sweep.TargetSpec.of("single_index", k=2),), dims=(16,),
+                      n=(64,), widths=(8,), seeds=1, pair_dims=(pair,))
+    with pytest.raises(ValueError, match=match):
+        grid.runs()
+
+
+def test_pair_dims_named_twice_are_refused():
+    label = sweep.TargetSpec.of("single_index", k=2).label()
+    grid = sweep.Grid(methods=("algorithm1",), targets=(sweep.TargetSpec.of("single_index", k=2),), dims=(16,),
+                      n=(64,), widths=(8,), seeds=1,
+                      pair_dims=(("algorithm1", label, (8,)), ("algorithm1", label, (12,))))
+    with pytest.raises(ValueError, match="twice"):
+        grid.runs()

@@ -125,6 +125,9 @@ class Grid:
       method_n_max: per-method cap on ``n`` (kernel ridge is ``O(n^3)``).
       method_dims: per-method dimensions in place of ``dims`` (kernels at the ``d`` their solvers reach, the
         network at larger ``d``).
+      pair_dims: ``(method, target label, dims)``: dimensions for one method on one target, in place of its
+        :attr:`method_dims` or :attr:`dims` (a protocol on a target whose sample count grows fastest, run only
+        where it fits).
     """
 
     methods: tuple[str, ...]
@@ -138,6 +141,7 @@ class Grid:
     method_hyper: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     method_n_max: tuple[tuple[str, int], ...] = ()
     method_dims: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    pair_dims: tuple[tuple[str, str, tuple[int, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         check_int("seeds", self.seeds, low=1)
@@ -150,11 +154,13 @@ class Grid:
     @property
     def all_dims(self) -> tuple[int, ...]:
         """Every dimension some method of the grid runs at, sorted."""
-        return tuple(sorted({d for m in self.methods for d in self.dims_of(m)}))
+        return tuple(sorted({d for m in self.methods for t in self.targets for d in self.dims_of(m, t.label())}))
 
-    def dims_of(self, method: str) -> tuple[int, ...]:
-        """The dimensions ``method`` runs at (its :attr:`method_dims` entry, else :attr:`dims`)."""
-        return dict(self.method_dims).get(method, self.dims)
+    def dims_of(self, method: str, target: str | None = None) -> tuple[int, ...]:
+        """The dimensions ``method`` runs at on the target labelled ``target`` (its :attr:`pair_dims` entry, else
+        the method's :attr:`method_dims` entry, else :attr:`dims`)."""
+        pair = {(m, t): dims for m, t, dims in self.pair_dims}
+        return pair.get((method, target), dict(self.method_dims).get(method, self.dims))
 
     def sample_counts(self, d: int) -> tuple[int, ...]:
         """The sample counts at dimension ``d`` (``n`` or ``n(d)``), checked."""
@@ -170,6 +176,19 @@ class Grid:
         ``method_hyper`` entry names a hyper-parameter its method does not declare."""
         for method, dims in self.method_dims:
             _check_sizes(f"method_dims for {method!r}", dims)
+        labels = [t.label() for t in self.targets]
+        seen = set()
+        for method, target, dims in self.pair_dims:
+            if method not in self.methods:
+                raise ValueError(f"pair_dims names {method!r}, which is not a method of this grid "
+                                 f"({', '.join(self.methods)})")
+            if target not in labels:
+                raise ValueError(f"pair_dims names the target {target!r}, which is not a target of this grid "
+                                 f"({', '.join(labels)})")
+            if (method, target) in seen:
+                raise ValueError(f"pair_dims names ({method!r}, {target!r}) twice")
+            seen.add((method, target))
+            _check_sizes(f"pair_dims for ({method!r}, {target!r})", dims)
         for field, entries in (("method_hyper", self.method_hyper), ("method_n_max", self.method_n_max),
                                ("method_dims", self.method_dims)):
             strays = [m for m, _ in entries if m not in self.methods]
@@ -200,7 +219,7 @@ class Grid:
             hyper = self.hyper_of(method)
             names = [k for k, _ in hyper]
             combos = list(itertools.product(*[v for _, v in hyper])) or [()]
-            for d in self.dims_of(method):
+            for d in self.dims_of(method, target.label()):
                 for n in self.sample_counts(d):
                     if method in caps and n > caps[method]:
                         continue
