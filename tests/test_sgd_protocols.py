@@ -216,3 +216,50 @@ def test_relu_student_reusing_batches_of_d_recovers_h3_within_64_d():
     out = jax.jit(jax.vmap(lambda k: sgd_runs.simulate(k, target, cfg)))(jax.random.split(jax.random.key(3), 8))
     assert float(out.batch[0]) == 128 and float(out.n_budget[0]) == 64 * 128
     assert float(out.recovered.mean()) >= 0.75, np.asarray(out.final_overlap)
+
+
+def test_study_sends_each_target_and_protocol_to_its_dims_and_budget():
+    """``dims_for`` replaces ``dims`` for its pair only; the smoothed protocol takes its own budget and batch cap;
+    a malformed entry is refused naming it."""
+    from reprjax.studies import sgd_exponents as S
+
+    config = S.Config(dims=(64, 128), targets=("he3", "he4"), protocols=("online", "smoothed"), seeds=1,
+                      dims_for={"he4/online": [32, 16], "tanh/reuse": [8]}, smoothed_budget=48.0,
+                      smoothed_max_batches=7)
+    runs = S.grid(config).runs()
+    dims = {(r["target"], r["method"]): set() for r in runs}
+    for r in runs:
+        dims[(r["target"], r["method"])].add(r["d"])
+    he3, he4 = S.spec("he3").label(), S.spec("he4").label()
+    assert dims == {(he3, "sgd_online"): {64, 128}, (he3, "sgd_smoothed"): {64, 128},
+                    (he4, "sgd_online"): {16, 32}, (he4, "sgd_smoothed"): {64, 128}}
+    assert {(r["method"], r["budget"], r["max_batches"]) for r in runs} == {
+        ("sgd_online", config.budget, config.max_batches), ("sgd_smoothed", 48.0, 7)}
+    for bad, match in [({"he9/online": [64]}, "he9/online"), ({"he4/online": [4]}, "he4/online"),
+                       ({"he4/online": [64, 64]}, "distinct"), ([64], "table")]:
+        with pytest.raises(ValueError, match=match):
+            S.Config(dims_for=bad)
+    with pytest.raises(ValueError, match="smoothed_budget"):
+        S.Config(smoothed_budget=0.0)
+
+
+def test_study_theory_for_smoothing_below_k3_is_d_lambda_to_the_k():
+    """At ``lambda = d^(1/4)`` with the online step, smoothing divides the degree-``k`` drift by ``lambda^k``
+    (docs/sgd_exponents.md, "Smoothing where k <= 2"): ``d^(5/4)`` for ``k = 1``, ``d^(3/2) log d`` for ``k = 2``;
+    ``d^(k/2)`` from ``k = 3`` (Damian et al. 2023)."""
+    from reprjax.studies import sgd_exponents as S
+
+    assert S.theory("tanh", "smoothed")[0] == 1.25 and "log" not in S.theory("tanh", "smoothed")[1]
+    assert S.theory("he2", "smoothed")[0] == 1.5 and "log" in S.theory("he2", "smoothed")[1]
+    assert S.theory("he3", "smoothed")[0] == 1.5 and S.theory("he4", "smoothed")[0] == 2.0
+    assert S.theory("he2", "online")[0] == 1.0 and S.theory("he4", "online")[0] == 3.0
+
+
+def test_the_default_preset_is_the_study_default():
+    from pathlib import Path
+
+    from reprjax.studies import base
+    from reprjax.studies import sgd_exponents as S
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "sgd_exponents.toml"
+    assert base.config_from_dict(S.Config, base.load_toml(path)) == S.Config()

@@ -13,11 +13,12 @@ Targets with ``r > 1`` run only under ``committee`` (``examples/sgd_committee.to
 The protocols, their step sizes and the two exact simulations are in :mod:`reprjax.methods.sgd_protocols` and
 :mod:`reprjax.methods.sgd_runs`.  Theory (:func:`reprjax.methods.sgd_protocols.theory_samples`, exponents from
 :mod:`reprjax.problem.exponents`): online ``d^(k-1)`` (``k >= 3``), smoothed ``d^(k/2)``, reuse ``d`` up to a log for
-generative exponent ``<= 2``; ``d log d`` wherever the relevant exponent is 2, ``d`` where it is 1.  Smoothing
-costs ``d lambda^2`` samples too (Damian et al. 2023 bound ``d^(k-1) lambda^(4-2k) + d lambda^2``): at the radius
-``lambda = d^(1/4)`` the study uses for every target that is ``d^(3/2)``, the theory column for ``k <= 2`` (the paper
-smooths only for ``k >= 3``; budgets and batches still follow ``n_th`` of :func:`~reprjax.methods.sgd_protocols.
-theory_samples`).
+generative exponent ``<= 2``; ``d log d`` wherever the relevant exponent is 2, ``d`` where it is 1.  Damian et al.'s
+``d^(k/2)`` is for ``k >= 3`` (below it is under ``d``, which no method beats); at the radius ``lambda = d^(1/4)`` the study uses for every target the smoothed
+loss's degree-``k`` term is ``(m / lambda)^k`` to leading order while the step stays the online one, so the drift
+falls by ``lambda^k`` and the theory column is ``d lambda^k = d^(1 + k/4)`` (``x log d`` at ``k = 2``;
+docs/sgd_exponents.md, "Smoothing where k <= 2"; their bound ``d^(k-1) lambda^(4-2k) + d lambda^2`` allows
+``d^(3/2)``).  Budgets and batches follow ``n_th`` of :func:`~reprjax.methods.sgd_protocols.theory_samples`.
 
 The exponent: per ``(target, protocol, d)`` the share of seeds not yet recovered after ``n`` samples is a curve
 falling from 1 to 0 whose crossing of 1/2 is the median samples to recovery; :func:`reprjax.report.exponents.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,17 +88,46 @@ def theory(name: str, protocol: str) -> tuple[float, str]:
     k_info, k_gen = exponents_of(name)
     _, power, log = sgd_protocols.theory_samples("online" if protocol == "committee" else protocol, k_info, k_gen, 64)
     note = ""
-    if protocol == "smoothed" and power < 1.5:  # the d lambda^2 term of the bound at lambda = d^(1/4)
-        power, log, note = 1.5, False, " (its d lambda^2 term at lambda = d^(1/4))"
+    if protocol == "smoothed" and k_info <= 2:  # docs/sgd_exponents.md, "Smoothing where k <= 2"
+        power, log = 1.0 + k_info / 4.0, k_info == 2
+        note = (f" (d lambda^{k_info} at lambda = d^(1/4): smoothing divides the degree-{k_info} drift by "
+                f"lambda^{k_info} at the online step; Damian et al.'s bound d lambda^2 is not tight here)")
     ref = dict(online="Ben Arous et al. 2021", smoothed="Damian et al. 2023",
                reuse="Dandi et al. 2024; Arnaboldi et al. 2024",
                committee="Ben Arous et al. 2021 per neuron; Abbe et al. 2023")[protocol]
     return power, f"{power:g}{' (x log d)' if log else ''}{note}, {ref}"
 
 
+def _check_dims_for(dims_for: Any) -> dict[str, tuple[int, ...]]:
+    """``dims_for`` normalised (keys ``"target/protocol"`` naming a study target and protocol, values distinct
+    integers >= 8, sorted); ``ValueError`` naming the entry otherwise.  A pair the config does not run is kept and
+    ignored by :func:`grid` (the default names ``h_4``'s pairs whatever the targets)."""
+    if not isinstance(dims_for, Mapping):
+        raise ValueError(f"dims_for must be a table of \"target/protocol\" = [dims], got {dims_for!r}")
+    out = {}
+    for key, dims in sorted(dims_for.items()):
+        target, _, protocol = str(key).partition("/")
+        if target not in TARGETS or protocol not in PROTOCOLS:
+            raise ValueError(f"dims_for: {key!r} is not \"target/protocol\" with a target of {list(TARGETS)} and a "
+                             f"protocol of {list(PROTOCOLS)}")
+        dims = tuple(dims) if isinstance(dims, (list, tuple)) else (dims,)
+        base.check_positive_ints(f"dims_for[{key!r}]", dims, low=8)
+        if len(set(dims)) != len(dims):
+            raise ValueError(f"dims_for[{key!r}] must be distinct, got {list(dims)}")
+        out[key] = tuple(sorted(dims))
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-    dims: tuple[int, ...] = (64, 181, 512, 1448, 4096)
+    dims: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048, 4096)
+    #: ``"target/protocol" = [dims]`` in place of ``dims`` for one pair (pairs the config does not run are ignored;
+    #: a config's own table replaces this one whole).  ``h_4`` runs from 64 to 512, seven points: online SGD needs
+    #: ``n ~ d^3`` (about ``0.2 d^3``: 2.6e7 samples at ``d = 512``, 5e8 at 1448, past the cap of ``max_batches``
+    #: batches of 8192), smoothed ``n ~ d^2`` in batches of at most 64, and reuse with the ReLU student stops
+    #: recovering between ``d = 181`` and 512 (docs/sgd_exponents.md, "The default run")
+    dims_for: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=lambda: {
+        f"he4/{protocol}": (64, 91, 128, 181, 256, 362, 512) for protocol in ("online", "smoothed", "reuse")})
     targets: tuple[str, ...] = ("he2", "he3", "he4", "tanh")
     #: the single-neuron protocols; the committee runs on multi-direction targets through its presets
     #: (examples/sgd_committee.toml, examples/sgd_separable.toml), not on the single-index default targets
@@ -108,6 +139,12 @@ class Config:
     seeds: int = 16
     level: float = 0.5
     budget: float = 16.0
+    #: the smoothed protocol's budget (multiple of ``n_th``) and batch cap: its medians are 8-12 ``n_th`` at ``d`` =
+    #: 64, 181 and grow with ``d`` (docs/sgd_exponents.md), and its batches stay at most 64 (a batch costs ``O(b^2)``)
+    smoothed_budget: float = 64.0
+    smoothed_max_batches: int = 200_000
+    #: reuse on ``h_3`` took a median 14.5 ``d`` of its 16 ``d`` at ``d = 4096`` (2 of 16 seeds censored)
+    reuse_budget: float = 32.0
     online_eta: float = 0.5
     smoothed_eta: float = 0.5
     reuse_eta: float = 0.2
@@ -135,6 +172,7 @@ class Config:
                 raise ValueError(f"{name} must be distinct, got {list(values)}")
         base.check_ints(self, dims=8, reuse_passes=2, reuse_batch_over_d=0)
         base.check_seeds(self.seeds)
+        object.__setattr__(self, "dims_for", _check_dims_for(self.dims_for))
         multi = [t for t in self.targets if t in MULTI_INDEX]
         single = [p for p in self.protocols if p != "committee"]
         if multi and single:
@@ -147,7 +185,8 @@ class Config:
             value = getattr(self, name)
             if not (isinstance(value, float) and 0 < value < 1):
                 raise ValueError(f"{name} must be in (0, 1), got {value!r}")
-        for name in ("budget", "online_eta", "smoothed_eta", "reuse_eta", "committee_eta", "lam_scale"):
+        for name in ("budget", "smoothed_budget", "reuse_budget", "online_eta", "smoothed_eta", "reuse_eta",
+                     "committee_eta", "lam_scale"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
@@ -161,19 +200,24 @@ def grid(config: Config) -> sweep.Grid:
     eta = dict(online=config.online_eta, smoothed=config.smoothed_eta, reuse=config.reuse_eta,
                committee=config.committee_eta)
     extra = {f"sgd_{p}": (("eta_scale", eta[p]), ("max_batch", MAX_BATCH[p]),
-                          ("level", config.reuse_level if p == "reuse" else config.level))
+                          ("level", config.reuse_level if p == "reuse" else config.level),
+                          ("budget", dict(smoothed=config.smoothed_budget, reuse=config.reuse_budget).get(
+                              p, config.budget)),
+                          ("max_batches", config.smoothed_max_batches if p == "smoothed" else config.max_batches))
              + ((("lam_scale", config.lam_scale),) if p == "smoothed" else ())
              + ((("student", config.reuse_student), ("batch_over_d", config.reuse_batch_over_d)) if p == "reuse"
                 else ()) for p in config.protocols}
-    hyper = (("budget", (config.budget,)), ("steps", (config.steps,)),
-             ("max_batches", (config.max_batches,)), ("records", (config.records,)))
+    hyper = (("steps", (config.steps,)), ("records", (config.records,)))
     if set(config.protocols) - {"committee"}:
         hyper += (("simulation", (config.simulation,)),)
     if "reuse" in config.protocols:
         hyper += (("passes", tuple(config.reuse_passes)),)
+    pairs = tuple((f"sgd_{protocol}", spec(target).label(), dims) for key, dims in config.dims_for.items()
+                  for target, _, protocol in [key.partition("/")]
+                  if target in config.targets and protocol in config.protocols)
     return sweep.Grid(methods=methods, targets=tuple(spec(t) for t in config.targets), dims=config.dims,
                       n=(base.MAX_SAMPLES,), widths=(1,), hyper=hyper, seeds=config.seeds,
-                      method_hyper=tuple(extra.items()))
+                      method_hyper=tuple(extra.items()), pair_dims=pairs)
 
 
 def _family(row: pd.Series) -> str:
@@ -242,11 +286,15 @@ def report(summary: dict[str, Any], config: Config) -> str:
         return f"no successful run ({summary['failed_runs']} failed)"
     lines = [f"Samples to weak recovery |<w, u>| >= {config.level} (reuse: >= {config.reuse_level}; committee: the "
              f"smallest singular value of W U^T >= {config.level}) (median over seeds; '-' where fewer than half the "
-             f"seeds recovered within the budget of {config.budget:g} x the theorem's n(d)):"]
+             f"seeds recovered within the budget: {config.budget:g} x the theorem's n(d), smoothed "
+             f"{config.smoothed_budget:g} x, reuse {config.reuse_budget:g} x; at most max_batches batches):"]
     table = per_d.pivot_table(index=["target", "family"], columns="d", values="median_n", dropna=False)
-    lines += [table.map(lambda v: f"{v:.3g}" if np.isfinite(v) else "-").to_string(), "",
-              "share of seeds recovered within the budget:",
-              per_d.pivot_table(index=["target", "family"], columns="d", values="recovered").round(2).to_string(),
+    ran = per_d.pivot_table(index=["target", "family"], columns="d", values="seeds").reindex_like(table).notna()
+    medians = table.map(lambda v: f"{v:.3g}" if np.isfinite(v) else "-").where(ran, "")
+    shares = (per_d.pivot_table(index=["target", "family"], columns="d", values="recovered").reindex_like(table)
+              .map(lambda v: f"{v:.2f}" if np.isfinite(v) else ""))
+    lines += [medians.to_string(), "", "share of seeds recovered within the budget (blank: not run at that d):",
+              shares.to_string(),
               "", "exponent of the median samples to recovery against d (slope: 95% t interval from a seed "
               "bootstrap over the resolved dims; the collapse of report.collapse is not shown: the share of "
               "seeds not yet recovered is not an error curve it can place) | theory:"]
@@ -256,7 +304,7 @@ def report(summary: dict[str, Any], config: Config) -> str:
                      f"{int(sub['k_gen'].iloc[0])})")
         shown = sub.drop(columns=["target", "k_info", "k_gen", "theory_exponent",
                                   *[c for c in sub.columns if c.startswith("collapse")]])
-        lines += exponent_text.exponent_lines(shown, len(config.dims))
+        lines += exponent_text.exponent_lines(shown)
     if summary["failed_runs"]:
         lines.append(f"{summary['failed_runs']} runs failed (NaN/inf overlap): not counted")
     lines.append(f"runs' wall time, summed over groups: {summary['seconds']:.1f} s")
