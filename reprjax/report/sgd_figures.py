@@ -18,9 +18,11 @@ import pandas as pd  # noqa: E402
 from reprjax.report.figures import _save  # noqa: E402
 
 
-def samples_vs_d(runs: pd.DataFrame, exponents: pd.DataFrame, path: str | Path, level: float = 0.5) -> list[Path]:
+def samples_vs_d(runs: pd.DataFrame, exponents: pd.DataFrame, path: str | Path, level: float = 0.5,
+                 reuse_level: float | None = None) -> list[Path]:
     """Draw ``runs`` (columns ``target, family, d, recovery_n, recovered``) and the ``theory_exponent`` of each
-    ``(target, method)`` row of ``exponents``; returns the written files (PNG and PDF)."""
+    ``(target, method)`` row of ``exponents``; returns the written files (PNG and PDF).  ``reuse_level``: the
+    level of the ``reuse`` families where it differs from ``level`` (named in their legend entry)."""
     targets = list(dict.fromkeys(runs["target"]))
     families = list(dict.fromkeys(runs["family"]))
     colours = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(families)}
@@ -35,7 +37,9 @@ def samples_vs_d(runs: pd.DataFrame, exponents: pd.DataFrame, path: str | Path, 
             ax.scatter(cens["d"], cens["recovery_n"], s=14, color=c, alpha=0.4, marker="^", facecolors="none")
             med = fam.groupby("d").agg(n=("recovery_n", "median"), ok=("recovered", "mean")).reset_index()
             med = med[med["ok"] >= 0.5]
-            ax.plot(med["d"], med["n"], "-o", color=c, ms=3, label=family)
+            own = reuse_level if family.startswith("reuse") and reuse_level not in (None, level) else None
+            ax.plot(med["d"], med["n"], "-o", color=c, ms=3,
+                    label=family + (f" (|<w,u>| >= {own:g})" if own is not None else ""))
             row = exponents[(exponents["target"] == target) & (exponents["method"] == family)]
             if len(med) and len(row):
                 d0, n0 = float(med["d"].iloc[0]), float(med["n"].iloc[0])

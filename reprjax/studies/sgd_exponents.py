@@ -316,4 +316,4 @@ def report(summary: dict[str, Any], config: Config) -> str:
 def plot(df: pd.DataFrame, config: Config, out_dir: str | Path) -> list[Path]:
     summary = summarise(df, config)
     return sgd_figures.samples_vs_d(summary["runs"], summary["exponents"], Path(out_dir) / "samples_to_recovery",
-                                    level=config.level)
+                                    level=config.level, reuse_level=config.reuse_level)
