@@ -46,7 +46,8 @@ TINY = {
                           reuse_passes=[3], seeds=2, level=0.4, budget=8.0, online_eta=0.4, smoothed_eta=0.4,
                           reuse_eta=0.1, lam_scale=0.8, steps=8, max_batches=100, records=8, simulation="reduced",
                           bootstrap=20, reuse_student="relu", reuse_batch_over_d=1.0, reuse_level=0.3,
-                          committee_eta=0.3),
+                          committee_eta=0.3, smoothed_budget=8.0, smoothed_max_batches=100, reuse_budget=8.0,
+                          dims_for={"tanh/reuse": [8]}),
 }
 
 
@@ -58,6 +59,8 @@ def _toml(values: dict) -> str:
             return f'"{v}"'
         if isinstance(v, list):
             return "[" + ", ".join(fmt(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f'"{k}" = {fmt(x)}' for k, x in v.items()) + "}"
         return repr(v)
 
     return "".join(f"{k} = {fmt(v)}\n" for k, v in values.items())
