@@ -243,14 +243,20 @@ def test_study_sends_each_target_and_protocol_to_its_dims_and_budget():
         S.Config(smoothed_budget=0.0)
 
 
-def test_study_theory_for_smoothing_below_k3_is_d_lambda_to_the_k():
-    """At ``lambda = d^(1/4)`` with the online step, smoothing divides the degree-``k`` drift by ``lambda^k``
-    (docs/sgd_exponents.md, "Smoothing where k <= 2"): ``d^(5/4)`` for ``k = 1``, ``d^(3/2) log d`` for ``k = 2``;
-    ``d^(k/2)`` from ``k = 3`` (Damian et al. 2023)."""
+def test_smoothed_step_is_lambda_to_the_k_times_the_online_one_up_to_k_2_and_the_theorem_above():
+    """``s = d^(-k/2) lambda^(2k-2)`` (``k >= 2``), ``lambda / d`` (``k = 1``): ``lambda^k`` times the online step
+    for ``k <= 2`` (the smoothed drift is divided by ``lambda^k``, so the count stays the online one) and
+    ``d^(-1/2)`` for ``h_3`` at ``lambda = d^(1/4)`` (docs/sgd_exponents.md, "The smoothed step")."""
     from reprjax.studies import sgd_exponents as S
 
-    assert S.theory("tanh", "smoothed")[0] == 1.25 and "log" not in S.theory("tanh", "smoothed")[1]
-    assert S.theory("he2", "smoothed")[0] == 1.5 and "log" in S.theory("he2", "smoothed")[1]
+    for d in (64, 4096):
+        lam = d**0.25
+        assert math.isclose(P.step_scale("smoothed", 1, d), lam * P.step_scale("online", 1, d))
+        assert math.isclose(P.step_scale("smoothed", 2, d), lam**2 * P.step_scale("online", 2, d))
+        assert math.isclose(P.step_scale("smoothed", 3, d), d**-0.5)
+        assert math.isclose(P.step_scale("smoothed", 4, d, lam_scale=2.0), d**-2 * (2 * lam) ** 6)
+    assert S.theory("tanh", "smoothed")[0] == 1.0 and S.theory("he2", "smoothed")[0] == 1.0
+    assert "log" in S.theory("he2", "smoothed")[1]
     assert S.theory("he3", "smoothed")[0] == 1.5 and S.theory("he4", "smoothed")[0] == 2.0
     assert S.theory("he2", "online")[0] == 1.0 and S.theory("he4", "online")[0] == 3.0
 

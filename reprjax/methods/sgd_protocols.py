@@ -17,8 +17,14 @@ is ``b`` single-sample steps; this keeps the sample count the theorem's while th
   ``d`` at ``k = 1``).
 * ``smoothed`` (Damian et al. 2023, Algorithm 1 and Theorem 1): the loss averaged over the sphere of radius
   ``lambda = lam_scale d^(1/4)`` around ``w`` in its tangent space, ``L_lambda(w) = E_z[L((w + lambda z) / |w +
-  lambda z|)]``, ``z`` uniform on the unit sphere of ``w^perp``; ``s = d^(-k/2) lambda^(2k - 4)`` (``= 1/d`` at
-  ``lam_scale = 1``), ``n ~ d^(k/2)`` (``k >= 3``).  One sample's smoothed loss depends on ``x`` only through
+  lambda z|)]``, ``z`` uniform on the unit sphere of ``w^perp``; ``s = d^(-k/2) lambda^(2k - 2)`` for ``k >= 2``
+  (``= d^(-1/2)`` at ``k = 3``, ``lam_scale = 1``), ``lambda / d`` for ``k = 1``; ``n ~ d^(k-1) lambda^(4-2k) =
+  d^(k/2)`` (``k >= 3``), the online ``d log d`` and ``d`` below.  The step is the largest the retraction allows:
+  to leading order the smoothed loss's degree-``k`` drift is ``k (lambda^2 / d)^((k-1)/2) / lambda`` at small ``m``
+  (``k >= 3``; ``2 m / lambda^2`` at ``k = 2``, ``1 / lambda`` at ``k = 1``) and the per-sample gradient's squared
+  norm ``~ d / lambda^(2k)``, so a step ``lambda^2`` (``k >= 2``; ``lambda`` at ``k = 1``) times the unsmoothed one
+  keeps the retraction below the drift; the step ``d^(-k/2) lambda^(2k-4)`` measured ``n ~ d^2`` on ``h_3``
+  (docs/sgd_exponents.md, "The smoothed step").  One sample's smoothed loss depends on ``x`` only through
   ``a = <w, x>`` and ``rho = |P_w x|``: ``-y E_t[sigma((a + lambda rho t) / sqrt(1 + lambda^2))]`` with ``t`` the
   first coordinate of a uniform point of ``S^(d-2)`` (density ``(1 - t^2)^((d-4)/2)``), computed by Gauss-Jacobi
   quadrature; its gradient is exact per sample, hence an unbiased estimate of ``grad L_lambda`` (and of lower
@@ -80,7 +86,7 @@ def step_scale(protocol: str, k: int, d: int, lam_scale: float = 1.0) -> float:
         return d ** (-k / 2) if k >= 3 else 1.0 / d
     if protocol == "smoothed":
         lam = lam_scale * d**0.25
-        return d ** (-k / 2) * lam ** (2 * k - 4) if k >= 2 else 1.0 / d
+        return d ** (-k / 2) * lam ** (2 * k - 2) if k >= 2 else lam / d
     return 1.0 / d
 
 

@@ -13,12 +13,9 @@ Targets with ``r > 1`` run only under ``committee`` (``examples/sgd_committee.to
 The protocols, their step sizes and the two exact simulations are in :mod:`reprjax.methods.sgd_protocols` and
 :mod:`reprjax.methods.sgd_runs`.  Theory (:func:`reprjax.methods.sgd_protocols.theory_samples`, exponents from
 :mod:`reprjax.problem.exponents`): online ``d^(k-1)`` (``k >= 3``), smoothed ``d^(k/2)``, reuse ``d`` up to a log for
-generative exponent ``<= 2``; ``d log d`` wherever the relevant exponent is 2, ``d`` where it is 1.  Damian et al.'s
-``d^(k/2)`` is for ``k >= 3`` (below it is under ``d``, which no method beats); at the radius ``lambda = d^(1/4)`` the study uses for every target the smoothed
-loss's degree-``k`` term is ``(m / lambda)^k`` to leading order while the step stays the online one, so the drift
-falls by ``lambda^k`` and the theory column is ``d lambda^k = d^(1 + k/4)`` (``x log d`` at ``k = 2``;
-docs/sgd_exponents.md, "Smoothing where k <= 2"; their bound ``d^(k-1) lambda^(4-2k) + d lambda^2`` allows
-``d^(3/2)``).  Budgets and batches follow ``n_th`` of :func:`~reprjax.methods.sgd_protocols.theory_samples`.
+generative exponent ``<= 2``; ``d log d`` wherever the relevant exponent is 2, ``d`` where it is 1 (Damian et al.'s ``d^(k/2)`` is for ``k >= 3``; below it the smoothed step,
+``lambda^k`` times the online one, keeps the online count).  Budgets and batches follow ``n_th`` of
+:func:`~reprjax.methods.sgd_protocols.theory_samples`.
 
 The exponent: per ``(target, protocol, d)`` the share of seeds not yet recovered after ``n`` samples is a curve
 falling from 1 to 0 whose crossing of 1/2 is the median samples to recovery; :func:`reprjax.report.exponents.
@@ -88,11 +85,6 @@ def theory(name: str, protocol: str) -> tuple[float, str]:
     """The theorem's exponent of ``n`` in ``d`` and its text (with the log factor and the reference)."""
     k_info, k_gen = exponents_of(name)
     _, power, log = sgd_protocols.theory_samples("online" if protocol == "committee" else protocol, k_info, k_gen, 64)
-    if protocol == "smoothed" and k_info <= 2:  # docs/sgd_exponents.md, "Smoothing where k <= 2"
-        power, log = 1.0 + k_info / 4.0, k_info == 2
-        lam = "lambda" if k_info == 1 else f"lambda^{k_info}"
-        return power, (f"{power:g}{' (x log d)' if log else ''}: d {lam}, the degree-{k_info} drift divided by "
-                       f"{lam} at lambda = d^(1/4) (Damian et al. 2023 bound it by d lambda^2)")
     ref = dict(online="Ben Arous et al. 2021", smoothed="Damian et al. 2023",
                reuse="Dandi et al. 2024; Arnaboldi et al. 2024",
                committee="Ben Arous et al. 2021 per neuron; Abbe et al. 2023")[protocol]
@@ -123,12 +115,12 @@ def _check_dims_for(dims_for: Any) -> dict[str, tuple[int, ...]]:
 class Config:
     dims: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048, 4096)
     #: ``"target/protocol" = [dims]`` in place of ``dims`` for one pair (pairs the config does not run are ignored;
-    #: a config's own table replaces this one whole).  ``h_4`` runs from 64 to 512, seven points: online SGD needs
-    #: ``n ~ d^3`` (about ``0.2 d^3``: 2.6e7 samples at ``d = 512``, 5e8 at 1448, past the cap of ``max_batches``
-    #: batches of 8192), smoothed ``n ~ d^2`` in batches of at most 64, and reuse with the ReLU student stops
-    #: recovering between ``d = 181`` and 512 (docs/sgd_exponents.md, "The default run")
+    #: a config's own table replaces this one whole).  ``h_4`` runs from 64 to 512 at seven points under online SGD,
+    #: which needs ``n ~ d^3`` (about ``0.2 d^3``: 2.6e7 samples at ``d = 512``, 5e8 at 1448, past the cap of
+    #: ``max_batches`` batches of 8192), and under reuse, which with the ReLU student stops recovering between
+    #: ``d = 181`` and 512 (docs/sgd_exponents.md, "The default run")
     dims_for: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=lambda: {
-        f"he4/{protocol}": (64, 91, 128, 181, 256, 362, 512) for protocol in ("online", "smoothed", "reuse")})
+        f"he4/{protocol}": (64, 91, 128, 181, 256, 362, 512) for protocol in ("online", "reuse")})
     targets: tuple[str, ...] = ("he2", "he3", "he4", "tanh")
     #: the single-neuron protocols; the committee runs on multi-direction targets through its presets
     #: (examples/sgd_committee.toml, examples/sgd_separable.toml), not on the single-index default targets
@@ -140,9 +132,9 @@ class Config:
     seeds: int = 16
     level: float = 0.5
     budget: float = 16.0
-    #: the smoothed protocol's budget (multiple of ``n_th``) and batch cap: its medians are 8-12 ``n_th`` at ``d`` =
-    #: 64, 181 and grow with ``d`` (docs/sgd_exponents.md), and its batches stay at most 64 (a batch costs ``O(b^2)``)
-    smoothed_budget: float = 64.0
+    #: the smoothed protocol's budget (multiple of ``n_th``) and batch cap: its batches stay at most 64 (a batch
+    #: costs ``O(b^2)``), so ``h_4`` at ``d = 4096`` (about ``0.4 d^2 = 7e6`` samples) takes ~1e5 of them
+    smoothed_budget: float = 16.0
     smoothed_max_batches: int = 200_000
     #: reuse on ``h_3`` took a median 14.5 ``d`` of its 16 ``d`` at ``d = 4096`` (2 of 16 seeds censored)
     reuse_budget: float = 32.0
