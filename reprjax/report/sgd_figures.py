@@ -43,7 +43,7 @@ def samples_vs_d(runs: pd.DataFrame, exponents: pd.DataFrame, path: str | Path, 
             row = exponents[(exponents["target"] == target) & (exponents["method"] == family)]
             if len(med) and len(row):
                 d0, n0 = float(med["d"].iloc[0]), float(med["n"].iloc[0])
-                ds = np.array([d0, float(sub["d"].max())])
+                ds = np.array([d0, float(fam["d"].max())])
                 slope = float(row["theory_exponent"].iloc[0])
                 ax.plot(ds, n0 * (ds / d0) ** slope, ":", color=c, lw=1)
         ax.set(xscale="log", yscale="log", xlabel="d", title=target)
