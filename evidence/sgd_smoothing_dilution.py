@@ -6,7 +6,8 @@ reprjax used before), on ``tanh`` (k = 1), ``h_2``, ``h_3``, ``h_4``.
 To leading order in ``m = <w, u>`` the smoothed correlation loss of a link with information exponent ``k`` is
 ``-c_k^2 E[((m + lambda z_u) / kappa)^k]`` (``kappa = sqrt(1 + lambda^2)``, ``z_u ~ N(0, 1/d)``): its drift is
 ``c_1^2 / kappa`` (``k = 1``), ``2 c_2^2 m / kappa^2`` (``k = 2``), ``k c_k^2 (lambda^2 / d)^((k-1)/2) / kappa^k``
-(``k >= 3``, small ``m``), while the per-sample gradient's squared norm falls as ``d / kappa^(2k)``.  At the smaller
+(odd ``k >= 3``, small ``m``; ``k (k-1) c_k^2 m (lambda^2 / d)^((k-2)/2) / kappa^k`` for even ``k``), while the
+per-sample gradient's squared norm falls as ``d / kappa^(2k)``.  At the smaller
 step the smoothed run should need ``kappa^k`` times the online samples for ``k <= 2`` (its drift divided by
 ``kappa^k`` at the same step) and ``n ~ d^2`` on ``h_3``; at the protocol's step, the online count for ``k <= 2`` and
 ``d^(3/2)`` for ``h_3`` (Damian et al. 2023).

@@ -20,9 +20,10 @@ is ``b`` single-sample steps; this keeps the sample count the theorem's while th
   lambda z|)]``, ``z`` uniform on the unit sphere of ``w^perp``; ``s = d^(-k/2) lambda^(2k - 2)`` for ``k >= 2``
   (``= d^(-1/2)`` at ``k = 3``, ``lam_scale = 1``), ``lambda / d`` for ``k = 1``; ``n ~ d^(k-1) lambda^(4-2k) =
   d^(k/2)`` (``k >= 3``), the online ``d log d`` and ``d`` below.  The step is the largest the retraction allows:
-  to leading order the smoothed loss's degree-``k`` drift is ``k (lambda^2 / d)^((k-1)/2) / lambda`` at small ``m``
-  (``k >= 3``; ``2 m / lambda^2`` at ``k = 2``, ``1 / lambda`` at ``k = 1``) and the per-sample gradient's squared
-  norm ``~ d / lambda^(2k)``, so a step ``lambda^2`` (``k >= 2``; ``lambda`` at ``k = 1``) times the unsmoothed one
+  to leading order the smoothed loss's degree-``k`` drift at small ``m`` is ``1 / lambda`` (``k = 1``), ``2 m /
+  lambda^2`` (``k = 2``), ``k (lambda^2 / d)^((k-1)/2) / lambda^k`` (odd ``k >= 3``) or ``k (k-1) m (lambda^2 /
+  d)^((k-2)/2) / lambda^k`` (even ``k >= 4``), and the per-sample gradient's squared norm ``~ d / lambda^(2k)``, so a
+  step ``lambda^2`` (``k >= 2``; ``lambda`` at ``k = 1``) times the unsmoothed one
   keeps the retraction below the drift; the step ``d^(-k/2) lambda^(2k-4)`` measured ``n ~ d^2`` on ``h_3``
   (docs/sgd_exponents.md, "The smoothed step").  One sample's smoothed loss depends on ``x`` only through
   ``a = <w, x>`` and ``rho = |P_w x|``: ``-y E_t[sigma((a + lambda rho t) / sqrt(1 + lambda^2))]`` with ``t`` the

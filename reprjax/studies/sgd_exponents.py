@@ -13,7 +13,8 @@ Targets with ``r > 1`` run only under ``committee`` (``examples/sgd_committee.to
 The protocols, their step sizes and the two exact simulations are in :mod:`reprjax.methods.sgd_protocols` and
 :mod:`reprjax.methods.sgd_runs`.  Theory (:func:`reprjax.methods.sgd_protocols.theory_samples`, exponents from
 :mod:`reprjax.problem.exponents`): online ``d^(k-1)`` (``k >= 3``), smoothed ``d^(k/2)``, reuse ``d`` up to a log for
-generative exponent ``<= 2``; ``d log d`` wherever the relevant exponent is 2, ``d`` where it is 1 (Damian et al.'s ``d^(k/2)`` is for ``k >= 3``; below it the smoothed step,
+generative exponent ``<= 2``; ``d log d`` wherever the relevant exponent is 2, ``d`` where it is 1 (Damian et al.'s
+``d^(k/2)`` is for ``k >= 3``; below it the smoothed step,
 ``lambda^k`` times the online one, keeps the online count).  Budgets and batches follow ``n_th`` of
 :func:`~reprjax.methods.sgd_protocols.theory_samples`.
 
