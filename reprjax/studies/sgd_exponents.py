@@ -20,7 +20,7 @@ generative exponent ``<= 2``; ``d log d`` wherever the relevant exponent is 2, `
 
 The exponent: per ``(target, protocol, d)`` the share of seeds not yet recovered after ``n`` samples is a curve
 falling from 1 to 0 whose crossing of 1/2 is the median samples to recovery; :func:`reprjax.report.exponents.
-family_exponents` fits the slope of its log against ``log d`` with a seed-bootstrap t interval (censored dims kept
+bootstrap_exponent` fits the slope of its log against ``log d`` with a seed-bootstrap t interval (censored dims kept
 at their budget and named); no collapse exponent: the share of seeds not yet recovered is not an error curve
 :mod:`reprjax.report.collapse` can place.  Evidence and the measured table: docs/sgd_exponents.md.
 """
@@ -297,9 +297,7 @@ def report(summary: dict[str, Any], config: Config) -> str:
     for name, sub in exps.groupby("target", sort=False):
         lines.append(f"-- {name} (information exponent {int(sub['k_info'].iloc[0])}, generative exponent "
                      f"{int(sub['k_gen'].iloc[0])})")
-        shown = sub.drop(columns=["target", "k_info", "k_gen", "theory_exponent",
-                                  *[c for c in sub.columns if c.startswith("collapse")]])
-        lines += exponent_text.exponent_lines(shown)
+        lines += exponent_text.exponent_lines(sub.drop(columns=["target", "k_info", "k_gen", "theory_exponent"]))
     if summary["failed_runs"]:
         lines.append(f"{summary['failed_runs']} runs failed (NaN/inf overlap): not counted")
     lines.append(f"runs' wall time, summed over groups: {summary['seconds']:.1f} s")
