@@ -23,8 +23,8 @@ is ``b`` single-sample steps; this keeps the sample count the theorem's while th
   to leading order the smoothed loss's degree-``k`` drift at small ``m`` is ``1 / lambda`` (``k = 1``), ``2 m /
   lambda^2`` (``k = 2``), ``k (lambda^2 / d)^((k-1)/2) / lambda^k`` (odd ``k >= 3``) or ``k (k-1) m (lambda^2 /
   d)^((k-2)/2) / lambda^k`` (even ``k >= 4``), and the per-sample gradient's squared norm ``~ d / lambda^(2k)``, so a
-  step ``lambda^2`` (``k >= 2``; ``lambda`` at ``k = 1``) times the unsmoothed one
-  keeps the retraction below the drift; the step ``d^(-k/2) lambda^(2k-4)`` measured ``n ~ d^2`` on ``h_3``
+  step ``lambda^2`` (``k >= 2``; ``lambda`` at ``k = 1``) times the unsmoothed one keeps the retraction below the
+  drift; the step ``d^(-k/2) lambda^(2k-4)`` measured ``n ~ d^2`` on ``h_3``
   (docs/sgd_exponents.md, "The smoothed step").  One sample's smoothed loss depends on ``x`` only through
   ``a = <w, x>`` and ``rho = |P_w x|``: ``-y E_t[sigma((a + lambda rho t) / sqrt(1 + lambda^2))]`` with ``t`` the
   first coordinate of a uniform point of ``S^(d-2)`` (density ``(1 - t^2)^((d-4)/2)``), computed by Gauss-Jacobi

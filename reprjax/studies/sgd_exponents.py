@@ -193,10 +193,10 @@ def grid(config: Config) -> sweep.Grid:
     methods = tuple(f"sgd_{p}" for p in config.protocols)
     eta = dict(online=config.online_eta, smoothed=config.smoothed_eta, reuse=config.reuse_eta,
                committee=config.committee_eta)
+    budget = dict(online=config.budget, smoothed=config.smoothed_budget, reuse=config.reuse_budget,
+                  committee=config.budget)
     extra = {f"sgd_{p}": (("eta_scale", eta[p]), ("max_batch", MAX_BATCH[p]),
-                          ("level", config.reuse_level if p == "reuse" else config.level),
-                          ("budget", dict(smoothed=config.smoothed_budget, reuse=config.reuse_budget).get(
-                              p, config.budget)),
+                          ("level", config.reuse_level if p == "reuse" else config.level), ("budget", budget[p]),
                           ("max_batches", config.smoothed_max_batches if p == "smoothed" else config.max_batches))
              + ((("lam_scale", config.lam_scale),) if p == "smoothed" else ())
              + ((("student", config.reuse_student), ("batch_over_d", config.reuse_batch_over_d)) if p == "reuse"
@@ -285,10 +285,9 @@ def report(summary: dict[str, Any], config: Config) -> str:
              f"seeds recovered within the budget: {config.budget:g} x the theorem's n(d), smoothed "
              f"{config.smoothed_budget:g} x, reuse {config.reuse_budget:g} x; at most max_batches batches):"]
     table = per_d.pivot_table(index=["target", "family"], columns="d", values="median_n", dropna=False)
-    ran = per_d.pivot_table(index=["target", "family"], columns="d", values="seeds").reindex_like(table).notna()
-    medians = table.map(lambda v: f"{v:.3g}" if np.isfinite(v) else "-").where(ran, "")
-    shares = (per_d.pivot_table(index=["target", "family"], columns="d", values="recovered").reindex_like(table)
-              .map(lambda v: f"{v:.2f}" if np.isfinite(v) else ""))
+    recovered = per_d.pivot_table(index=["target", "family"], columns="d", values="recovered").reindex_like(table)
+    medians = table.map(lambda v: f"{v:.3g}" if np.isfinite(v) else "-").where(recovered.notna(), "")
+    shares = recovered.map(lambda v: f"{v:.2f}" if np.isfinite(v) else "")
     lines += [medians.to_string(), "", "share of seeds recovered within the budget (blank: not run at that d):",
               shares.to_string(),
               "", "exponent of the median samples to recovery against d (slope: 95% t interval from a seed "
